@@ -1,0 +1,94 @@
+package abi
+
+import "strconv"
+
+// Version is the ABI version this package describes.
+const Version uint32 = 1
+
+// ImportModule is the module name under which the host exports its
+// functions to blocks.
+const ImportModule = "blockhost"
+
+// WASIModule is the import module of WASI preview1 functions.
+const WASIModule = "wasi_snapshot_preview1"
+
+// VersionExportPrefix starts the name of the export by which a block
+// declares the ABI version it was built for: a block built for ABI v1
+// exports a function named "blockhost_abi_v1". The host reads the export
+// names at load time and never calls this function.
+const VersionExportPrefix = "blockhost_abi_v"
+
+// VersionExport returns the export name that declares ABI version v.
+func VersionExport(v uint32) string {
+	return VersionExportPrefix + strconv.FormatUint(uint64(v), 10)
+}
+
+// Guest exports. A block exports its linear memory as ExportMemory and one
+// entry point: ExportStart (a WASI command, the form the Go toolchain
+// builds), or ExportRun, optionally preceded by ExportInitialize (a
+// reactor). ExportStart is preferred when both exist.
+const (
+	ExportMemory     = "memory"
+	ExportStart      = "_start"
+	ExportInitialize = "_initialize"
+	ExportRun        = "blockhost_run"
+)
+
+// Host functions in the ImportModule. Every one returns an i32 Result; see
+// docs/abi.md for each signature.
+const (
+	// FuncInputLen(len_ptr i32) -> result writes the input's length (u32).
+	FuncInputLen = "input_len"
+	// FuncInputRead(buf_ptr i32, buf_len i32, n_ptr i32) -> result copies up
+	// to buf_len bytes of input into buf and writes the count (u32) to n_ptr.
+	FuncInputRead = "input_read"
+	// FuncOutputWrite(ptr i32, len i32) -> result appends to the output.
+	FuncOutputWrite = "output_write"
+	// FuncErrorSet(code i32, class i32, msg_ptr i32, msg_len i32) -> result
+	// records the block's failure.
+	FuncErrorSet = "error_set"
+	// FuncLog(level i32, msg_ptr i32, msg_len i32, kv_ptr i32, kv_len i32)
+	// -> result writes a log record.
+	FuncLog = "log"
+	// FuncDeadline(ns_ptr i32) -> result writes the nanoseconds left before
+	// the step's deadline (i64), or -1 when it has none.
+	FuncDeadline = "deadline"
+	// FuncCheck() -> result returns ResultOK while the step runs and
+	// ResultTimeout or ResultCancelled once it is over.
+	FuncCheck = "check"
+)
+
+// ValueType is a WebAssembly value type in a host function signature.
+type ValueType byte
+
+// The value types the ABI uses.
+const (
+	I32 ValueType = 0x7f
+	I64 ValueType = 0x7e
+)
+
+// Signature is the type of a host function.
+type Signature struct {
+	Params  []ValueType
+	Results []ValueType
+}
+
+// Functions maps each host function of ABI v1 to its signature.
+var Functions = map[string]Signature{
+	FuncInputLen:    {Params: []ValueType{I32}, Results: []ValueType{I32}},
+	FuncInputRead:   {Params: []ValueType{I32, I32, I32}, Results: []ValueType{I32}},
+	FuncOutputWrite: {Params: []ValueType{I32, I32}, Results: []ValueType{I32}},
+	FuncErrorSet:    {Params: []ValueType{I32, I32, I32, I32}, Results: []ValueType{I32}},
+	FuncLog:         {Params: []ValueType{I32, I32, I32, I32, I32}, Results: []ValueType{I32}},
+	FuncDeadline:    {Params: []ValueType{I32}, Results: []ValueType{I32}},
+	FuncCheck:       {Params: nil, Results: []ValueType{I32}},
+}
+
+// Log levels for FuncLog.
+const (
+	LevelTrace uint32 = 1
+	LevelDebug uint32 = 2
+	LevelInfo  uint32 = 3
+	LevelWarn  uint32 = 4
+	LevelError uint32 = 5
+)

@@ -1,0 +1,57 @@
+package abi
+
+import (
+	"encoding/json"
+	"fmt"
+)
+
+// StepResult is the wire form of a finished step: what `blockhost run`
+// prints and what the host's Go API returns. Exactly one of Output,
+// OutputText and OutputBase64 is set when the block wrote output: Output
+// when the bytes are valid JSON, OutputText when they are other UTF-8 text,
+// OutputBase64 otherwise.
+type StepResult struct {
+	StepID       string          `json:"step_id"`
+	Block        string          `json:"block"`
+	Status       Status          `json:"status"`
+	Output       json.RawMessage `json:"output,omitempty"`
+	OutputText   *string         `json:"output_text,omitempty"`
+	OutputBase64 []byte          `json:"output_base64,omitempty"`
+	Error        *Error          `json:"error,omitempty"`
+	LatencyMS    float64         `json:"latency_ms"`
+	Attempts     int             `json:"attempts"`
+	RetriesUsed  int             `json:"retries_used"`
+	Usage        Usage           `json:"usage"`
+}
+
+// Usage is what one step consumed.
+type Usage struct {
+	WallMS          float64 `json:"wall_ms"`
+	PeakMemoryBytes uint64  `json:"peak_memory_bytes"`
+	BytesIn         uint64  `json:"bytes_in"`
+	BytesOut        uint64  `json:"bytes_out"`
+	HostCalls       uint64  `json:"host_calls"`
+}
+
+// Error describes why a step did not succeed.
+type Error struct {
+	// Code is one of the defined codes; Name is its name.
+	Code Code   `json:"code"`
+	Name string `json:"name"`
+	// Class says whether the step may succeed if tried again.
+	Class Class `json:"class"`
+	// Message is for people.
+	Message string `json:"message"`
+	// ExitCode is the guest's exit code when it exited with a non-zero one.
+	ExitCode *uint32 `json:"exit_code,omitempty"`
+}
+
+// NewError returns an Error with the code's name filled in.
+func NewError(code Code, class Class, msg string) *Error {
+	return &Error{Code: code, Name: code.Name(), Class: class, Message: msg}
+}
+
+// Error implements error: "quota_exceeded(2004) permanent: memory ...".
+func (e *Error) Error() string {
+	return fmt.Sprintf("%s %s: %s", e.Code, e.Class, e.Message)
+}

@@ -1,0 +1,258 @@
+package host
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sort"
+	"time"
+	"unicode/utf8"
+
+	"github.com/blockhost/blockhost/abi"
+	"github.com/blockhost/blockhost/host/engine"
+)
+
+// Block is a loaded, validated module, ready to run steps. It is safe for
+// concurrent use; every step runs in its own instance.
+type Block struct {
+	rt    *Runtime
+	name  string
+	mod   engine.Module
+	kind  moduleKind
+	entry []string
+}
+
+func newBlock(r *Runtime, name string, mod engine.Module) (*Block, error) {
+	kind, entry, err := inspect(name, mod)
+	if err != nil {
+		return nil, err
+	}
+	return &Block{rt: r, name: name, mod: mod, kind: kind, entry: entry}, nil
+}
+
+// Name is the block's name, as given to Load.
+func (b *Block) Name() string { return b.name }
+
+// IsCommand reports whether the block is a plain WASI command rather than
+// an ABI block.
+func (b *Block) IsCommand() bool { return b.kind == kindCommand }
+
+// Step is one execution of a block.
+type Step struct {
+	// ID identifies the step in its result and logs; a random one is made
+	// when empty.
+	ID string
+	// Input is given to the block: through input_read for an ABI block, on
+	// standard input for a WASI command.
+	Input []byte
+	// Args follow the program name (the block's name) in the guest's argv.
+	Args []string
+	// Env is the environment variables granted to the guest. Nothing else
+	// of the host's environment is visible.
+	Env map[string]string
+	// Limits override the runtime's defaults field by field.
+	Limits Limits
+}
+
+// Run executes one step in a fresh instance and returns its result. It
+// always returns exactly one result: every failure, including a panic in
+// the host's own code, becomes a status and an error in it. The step ends
+// as cancelled when ctx is cancelled and as timeout when ctx's deadline or
+// the step's timeout passes first.
+func (b *Block) Run(ctx context.Context, step Step) (res *abi.StepResult) {
+	start := time.Now()
+	lim := step.Limits.Or(b.rt.limits)
+	if step.ID == "" {
+		step.ID = newStepID()
+	}
+	res = &abi.StepResult{StepID: step.ID, Block: b.name, Attempts: 1}
+	st := &stepState{block: b, id: step.ID, input: step.Input, limits: lim}
+	st.output.limit = lim.Output
+	st.logBudget = lim.Log
+	st.tokens = logBurst
+	st.lastRefill = start
+
+	defer func() {
+		if p := recover(); p != nil {
+			res.Status, res.Error = abi.StatusError, abi.NewError(abi.CodeInternalError, abi.ClassPermanent,
+				fmt.Sprintf("host failure while running the step: %v", p))
+			b.rt.logger.Error("panic while running a step", "step_id", step.ID, "block", b.name, "panic", p)
+		}
+		res.Usage.BytesIn = uint64(len(step.Input))
+		res.Usage.HostCalls = st.hostCalls
+		res.LatencyMS = ms(time.Since(start))
+	}()
+
+	ctx, cancel := context.WithTimeoutCause(ctx, lim.Timeout, ErrStepTimeout)
+	defer cancel()
+	ctx = context.WithValue(ctx, stepKey{}, st)
+	if ctx.Err() != nil {
+		b.ended(ctx, res)
+		return res
+	}
+
+	cfg := engine.RunConfig{
+		Entry:       b.entry,
+		Args:        append([]string{b.name}, step.Args...),
+		Env:         envList(step.Env),
+		MemoryLimit: lim.Memory,
+		Stderr:      &logWriter{st: st, stream: "stderr"},
+	}
+	if b.kind == kindCommand {
+		cfg.Stdin = bytes.NewReader(step.Input)
+		cfg.Stdout = &st.output
+	} else {
+		cfg.Stdout = &logWriter{st: st, stream: "stdout"}
+	}
+
+	runStart := time.Now()
+	rr, err := b.mod.Run(ctx, cfg)
+	res.Usage.WallMS = ms(time.Since(runStart))
+	res.Usage.PeakMemoryBytes = rr.PeakMemory
+	cfg.Stderr.(*logWriter).flush()
+	if w, ok := cfg.Stdout.(*logWriter); ok {
+		w.flush()
+	}
+	st.finishLog()
+
+	if errors.Is(err, engine.ErrInterrupted) || st.sawEnd {
+		b.ended(ctx, res)
+		return res
+	}
+	if !st.output.hit {
+		res.Usage.BytesOut = uint64(len(st.output.buf))
+		setOutput(res, st.output.buf)
+	}
+	var trap *engine.Trap
+	switch {
+	case rr.MemoryLimitHit:
+		res.Status = abi.StatusError
+		if pages, ok := b.mod.MinMemoryPages(); ok && uint64(pages)*65536 > lim.Memory {
+			res.Error = abi.NewError(abi.CodeQuotaExceeded, abi.ClassPermanent,
+				fmt.Sprintf("module's initial memory of %s is over the memory limit of %s", sizeString(uint64(pages)*65536), sizeString(lim.Memory)))
+		} else {
+			res.Error = abi.NewError(abi.CodeQuotaExceeded, abi.ClassPermanent,
+				fmt.Sprintf("linear memory would grow past the memory limit of %s", sizeString(lim.Memory)))
+		}
+	case st.output.hit:
+		res.Status = abi.StatusError
+		res.Error = abi.NewError(abi.CodeQuotaExceeded, abi.ClassPermanent,
+			fmt.Sprintf("output is over the output limit of %s", sizeString(lim.Output)))
+	case st.guestErr != nil:
+		res.Status, res.Error = abi.StatusError, st.guestErr
+	case errors.As(err, &trap):
+		res.Status = abi.StatusError
+		res.Error = abi.NewError(abi.CodeExecutionFailed, abi.ClassPermanent, trap.Error())
+	case err != nil:
+		res.Status = abi.StatusError
+		res.Error = abi.NewError(abi.CodeInternalError, abi.ClassPermanent, "engine failure: "+err.Error())
+		b.rt.logger.Error("engine failure", "step_id", step.ID, "block", b.name, "error", err)
+	case rr.Exited && rr.ExitCode != 0:
+		res.Status = abi.StatusError
+		res.Error = abi.NewError(abi.CodeExecutionFailed, abi.ClassPermanent, fmt.Sprintf("exited with code %d", rr.ExitCode))
+		code := rr.ExitCode
+		res.Error.ExitCode = &code
+	default:
+		res.Status = abi.StatusSuccess
+	}
+	return res
+}
+
+// ended fills in a result for a step whose context ended: cancelled or
+// timeout by the recorded cause.
+func (b *Block) ended(ctx context.Context, res *abi.StepResult) {
+	res.Output, res.OutputText, res.OutputBase64 = nil, nil, nil
+	if isTimeout(ctx) {
+		res.Status = abi.StatusTimeout
+		msg := "step deadline passed"
+		if errors.Is(context.Cause(ctx), ErrStepTimeout) {
+			msg = "step exceeded its timeout"
+			if st, ok := ctx.Value(stepKey{}).(*stepState); ok {
+				msg = fmt.Sprintf("step exceeded its %s timeout", st.limits.Timeout)
+			}
+		}
+		res.Error = abi.NewError(abi.CodeCancelledByTimeout, abi.ClassPermanent, msg)
+		return
+	}
+	res.Status = abi.StatusCancelled
+	res.Error = abi.NewError(abi.CodeCancelledByUser, abi.ClassPermanent, "step cancelled: "+context.Cause(ctx).Error())
+}
+
+// isTimeout reports whether ctx ended by a deadline rather than a
+// cancellation, from its recorded cause.
+func isTimeout(ctx context.Context) bool {
+	cause := context.Cause(ctx)
+	return errors.Is(cause, ErrStepTimeout) || errors.Is(cause, context.DeadlineExceeded)
+}
+
+func setOutput(res *abi.StepResult, out []byte) {
+	switch {
+	case len(out) == 0:
+	case json.Valid(out):
+		res.Output = json.RawMessage(out)
+	case utf8.Valid(out):
+		s := string(out)
+		res.OutputText = &s
+	default:
+		res.OutputBase64 = out
+	}
+}
+
+func envList(env map[string]string) []string {
+	if len(env) == 0 {
+		return nil
+	}
+	out := make([]string, 0, len(env))
+	for k, v := range env {
+		out = append(out, k+"="+v)
+	}
+	sort.Strings(out)
+	return out
+}
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
+// newStepID returns a 32-hex-digit identifier whose first 12 digits are
+// the time in milliseconds, so IDs sort by start time.
+func newStepID() string {
+	var b [16]byte
+	binary.BigEndian.PutUint64(b[:8], uint64(time.Now().UnixMilli())<<16)
+	_, _ = rand.Read(b[6:])
+	return hex.EncodeToString(b[:])
+}
+
+func sizeString(n uint64) string {
+	switch {
+	case n >= 1<<30 && n%(1<<30) == 0:
+		return fmt.Sprintf("%d GiB", n>>30)
+	case n >= 1<<20 && n%(1<<20) == 0:
+		return fmt.Sprintf("%d MiB", n>>20)
+	case n >= 1<<10 && n%(1<<10) == 0:
+		return fmt.Sprintf("%d KiB", n>>10)
+	}
+	return fmt.Sprintf("%d bytes", n)
+}
+
+// cappedBuffer collects output up to a limit; a write that would pass it
+// is refused whole and remembered.
+type cappedBuffer struct {
+	buf   []byte
+	limit uint64
+	hit   bool
+}
+
+var errOutputLimit = errors.New("host: output limit reached")
+
+func (c *cappedBuffer) Write(p []byte) (int, error) {
+	if uint64(len(c.buf))+uint64(len(p)) > c.limit {
+		c.hit = true
+		return 0, errOutputLimit
+	}
+	c.buf = append(c.buf, p...)
+	return len(p), nil
+}

@@ -1,0 +1,23 @@
+package engine
+
+import "errors"
+
+// ErrInterrupted is returned by Module.Run when the run's context ended it.
+// Which of timeout or cancellation it was is the caller's to decide from
+// context.Cause.
+var ErrInterrupted = errors.New("engine: execution interrupted")
+
+// ErrUnknownEngine is returned when no engine is registered under a name.
+var ErrUnknownEngine = errors.New("engine: unknown engine")
+
+// Trap is a guest trap: unreachable, out-of-bounds access, stack
+// overflow, integer divide by zero and the like.
+type Trap struct {
+	// Message is the engine's description, such as "out of bounds memory
+	// access".
+	Message string
+	// StackOverflow is true when the trap was a call stack exhaustion.
+	StackOverflow bool
+}
+
+func (t *Trap) Error() string { return "wasm trap: " + t.Message }

@@ -1,0 +1,163 @@
+package wazero
+
+import "errors"
+
+// wazero's close-on-context-done mode checks for interruption only at loop
+// headers. A guest that recurses without looping (naive Fibonacci, say)
+// would never see the check and could run past its deadline. addEntryChecks
+// rewrites a module so that every function body that does not already start
+// with a loop starts with an empty one, `loop end`, which is enough for
+// wazero to place its check at every function entry. Semantics are
+// unchanged: an empty loop with an empty block type is a no-op.
+//
+// The rewrite touches only the code section. Offsets in DWARF custom
+// sections, if any, shift by three bytes per instrumented function; that
+// affects only source positions in stack traces.
+
+// emptyLoop is `loop (blocktype empty) end`.
+var emptyLoop = [...]byte{0x03, 0x40, 0x0b}
+
+const opLoop = 0x03
+
+var errMalformed = errors.New("malformed module")
+
+// addEntryChecks returns wasm with entry checks added, or wasm unchanged
+// with an error when it cannot be parsed; the compiler then reports what is
+// wrong with it.
+func addEntryChecks(wasm []byte) ([]byte, error) {
+	const headerLen = 8
+	if len(wasm) < headerLen || string(wasm[:4]) != "\x00asm" {
+		return wasm, errMalformed
+	}
+	pos := headerLen
+	for pos < len(wasm) {
+		id := wasm[pos]
+		size, n, err := readU32(wasm[pos+1:])
+		if err != nil {
+			return wasm, err
+		}
+		start := pos + 1 + n
+		end := start + int(size)
+		if end > len(wasm) || end < start {
+			return wasm, errMalformed
+		}
+		if id == 10 { // code section
+			code, err := rewriteCode(wasm[start:end])
+			if err != nil {
+				return wasm, err
+			}
+			out := make([]byte, 0, len(wasm)+len(code)-int(size)+5)
+			out = append(out, wasm[:pos+1]...)
+			out = appendU32(out, uint32(len(code)))
+			out = append(out, code...)
+			out = append(out, wasm[end:]...)
+			return out, nil
+		}
+		pos = end
+	}
+	return wasm, nil
+}
+
+func rewriteCode(sec []byte) ([]byte, error) {
+	count, n, err := readU32(sec)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]byte, 0, len(sec)+int(count)*len(emptyLoop)+int(count))
+	out = appendU32(out, count)
+	pos := n
+	for range count {
+		size, n, err := readU32(sec[pos:])
+		if err != nil {
+			return nil, err
+		}
+		bodyStart := pos + n
+		bodyEnd := bodyStart + int(size)
+		if bodyEnd > len(sec) || bodyEnd < bodyStart {
+			return nil, errMalformed
+		}
+		body := sec[bodyStart:bodyEnd]
+		localsEnd, err := skipLocals(body)
+		if err != nil {
+			return nil, err
+		}
+		if localsEnd < len(body) && body[localsEnd] == opLoop {
+			out = appendU32(out, size)
+			out = append(out, body...)
+		} else {
+			out = appendU32(out, size+uint32(len(emptyLoop)))
+			out = append(out, body[:localsEnd]...)
+			out = append(out, emptyLoop[:]...)
+			out = append(out, body[localsEnd:]...)
+		}
+		pos = bodyEnd
+	}
+	if pos != len(sec) {
+		return nil, errMalformed
+	}
+	return out, nil
+}
+
+// skipLocals returns the offset of the first instruction of a function
+// body.
+func skipLocals(body []byte) (int, error) {
+	groups, pos, err := readU32(body)
+	if err != nil {
+		return 0, err
+	}
+	for range groups {
+		_, n, err := readU32(body[pos:])
+		if err != nil {
+			return 0, err
+		}
+		pos += n
+		if pos >= len(body) {
+			return 0, errMalformed
+		}
+		t := body[pos]
+		pos++
+		if t == 0x63 || t == 0x64 { // (ref null? heaptype): a signed LEB follows
+			for {
+				if pos >= len(body) {
+					return 0, errMalformed
+				}
+				b := body[pos]
+				pos++
+				if b&0x80 == 0 {
+					break
+				}
+			}
+		}
+	}
+	return pos, nil
+}
+
+func readU32(b []byte) (uint32, int, error) {
+	var v uint32
+	for i := 0; i < 5; i++ {
+		if i >= len(b) {
+			return 0, 0, errMalformed
+		}
+		c := b[i]
+		v |= uint32(c&0x7f) << (7 * i)
+		if c&0x80 == 0 {
+			if i == 4 && c > 0x0f {
+				return 0, 0, errMalformed
+			}
+			return v, i + 1, nil
+		}
+	}
+	return 0, 0, errMalformed
+}
+
+func appendU32(b []byte, v uint32) []byte {
+	for {
+		c := byte(v & 0x7f)
+		v >>= 7
+		if v != 0 {
+			b = append(b, c|0x80)
+			continue
+		}
+		return append(b, c)
+	}
+}

@@ -1,0 +1,186 @@
+package host
+
+import (
+	"context"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/blockhost/blockhost/abi"
+	"github.com/blockhost/blockhost/host/engine"
+)
+
+// stepKey carries the *stepState of the running step in the context the
+// engine hands to host functions.
+type stepKey struct{}
+
+// stepState is what host functions see of one step. It is touched only by
+// the goroutine running the guest, and read by Run once the guest is done.
+type stepState struct {
+	block  *Block
+	id     string
+	input  []byte
+	limits Limits
+
+	output    cappedBuffer
+	guestErr  *abi.Error
+	hostCalls uint64
+	// sawEnd is set when a host call found the step over: the guest has been
+	// told, so whatever it does next does not change the status.
+	sawEnd bool
+
+	logState
+}
+
+// maxMessage caps error and log messages from the guest.
+const maxMessage = 4096
+
+func hostModule() engine.HostModule {
+	fn := func(name string, f func(context.Context, engine.Memory, []uint64)) engine.HostFunction {
+		return engine.HostFunction{Name: name, Signature: abi.Functions[name], Func: f}
+	}
+	return engine.HostModule{Name: abi.ImportModule, Functions: []engine.HostFunction{
+		fn(abi.FuncInputLen, inputLen),
+		fn(abi.FuncInputRead, inputRead),
+		fn(abi.FuncOutputWrite, outputWrite),
+		fn(abi.FuncErrorSet, errorSet),
+		fn(abi.FuncLog, logCall),
+		fn(abi.FuncDeadline, deadline),
+		fn(abi.FuncCheck, check),
+	}}
+}
+
+// enter starts every host call: it counts the call and, once the step is
+// over, answers timeout or cancelled without doing anything else.
+func enter(ctx context.Context) (*stepState, abi.Result) {
+	st, ok := ctx.Value(stepKey{}).(*stepState)
+	if !ok {
+		return nil, abi.ResultInvalid
+	}
+	st.hostCalls++
+	if ctx.Err() != nil {
+		st.sawEnd = true
+		if isTimeout(ctx) {
+			return st, abi.ResultTimeout
+		}
+		return st, abi.ResultCancelled
+	}
+	return st, abi.ResultOK
+}
+
+func ret(stack []uint64, r abi.Result) { stack[0] = uint64(r) }
+
+func inputLen(ctx context.Context, mem engine.Memory, stack []uint64) {
+	st, r := enter(ctx)
+	if r != abi.ResultOK {
+		ret(stack, r)
+		return
+	}
+	if mem == nil || !mem.WriteUint32Le(uint32(stack[0]), uint32(len(st.input))) {
+		ret(stack, abi.ResultInvalid)
+		return
+	}
+	ret(stack, abi.ResultOK)
+}
+
+func inputRead(ctx context.Context, mem engine.Memory, stack []uint64) {
+	st, r := enter(ctx)
+	if r != abi.ResultOK {
+		ret(stack, r)
+		return
+	}
+	buf, bufLen, nPtr := uint32(stack[0]), uint32(stack[1]), uint32(stack[2])
+	n := min(uint64(bufLen), uint64(len(st.input)))
+	if mem == nil {
+		ret(stack, abi.ResultInvalid)
+		return
+	}
+	if _, ok := mem.Read(nPtr, 4); !ok {
+		ret(stack, abi.ResultInvalid)
+		return
+	}
+	if _, ok := mem.Read(buf, uint32(n)); !ok {
+		ret(stack, abi.ResultInvalid)
+		return
+	}
+	mem.Write(buf, st.input[:n])
+	mem.WriteUint32Le(nPtr, uint32(n))
+	ret(stack, abi.ResultOK)
+}
+
+func outputWrite(ctx context.Context, mem engine.Memory, stack []uint64) {
+	st, r := enter(ctx)
+	if r != abi.ResultOK {
+		ret(stack, r)
+		return
+	}
+	if mem == nil {
+		ret(stack, abi.ResultInvalid)
+		return
+	}
+	data, ok := mem.Read(uint32(stack[0]), uint32(stack[1]))
+	if !ok {
+		ret(stack, abi.ResultInvalid)
+		return
+	}
+	if _, err := st.output.Write(data); err != nil {
+		ret(stack, abi.ResultLimit)
+		return
+	}
+	ret(stack, abi.ResultOK)
+}
+
+func errorSet(ctx context.Context, mem engine.Memory, stack []uint64) {
+	st, r := enter(ctx)
+	if r != abi.ResultOK {
+		ret(stack, r)
+		return
+	}
+	code, class := abi.Code(uint32(stack[0])), abi.Class(uint32(stack[1]))
+	if !code.Valid() || code >= 5000 || !class.Valid() || mem == nil {
+		ret(stack, abi.ResultInvalid)
+		return
+	}
+	msg, ok := mem.Read(uint32(stack[2]), uint32(stack[3]))
+	if !ok {
+		ret(stack, abi.ResultInvalid)
+		return
+	}
+	st.guestErr = abi.NewError(code, class, guestString(msg))
+	ret(stack, abi.ResultOK)
+}
+
+// guestString copies guest bytes into a string of valid UTF-8, cut at
+// maxMessage bytes.
+func guestString(b []byte) string {
+	if len(b) > maxMessage {
+		b = b[:maxMessage]
+	}
+	s := string(b)
+	if !utf8.ValidString(s) {
+		s = strings.ToValidUTF8(s, "\uFFFD")
+	}
+	return s
+}
+
+func deadline(ctx context.Context, mem engine.Memory, stack []uint64) {
+	_, r := enter(ctx)
+	if r != abi.ResultOK {
+		ret(stack, r)
+		return
+	}
+	left := int64(-1)
+	if dl, ok := ctx.Deadline(); ok {
+		left = max(int64(time.Until(dl)), 0)
+	}
+	if mem == nil || !mem.WriteUint64Le(uint32(stack[0]), uint64(left)) {
+		ret(stack, abi.ResultInvalid)
+		return
+	}
+	ret(stack, abi.ResultOK)
+}
+
+func check(ctx context.Context, _ engine.Memory, stack []uint64) {
+	_, r := enter(ctx)
+	ret(stack, r)
+}

@@ -1,0 +1,163 @@
+package host
+
+import (
+	"bytes"
+	"context"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/blockhost/blockhost/abi"
+	"github.com/blockhost/blockhost/host/engine"
+)
+
+// Log caps (docs/abi.md §4): a token bucket of logBurst records refilled at
+// logRate per second, and a byte budget per step (Limits.Log).
+const (
+	logBurst = 100
+	logRate  = 100
+)
+
+// logState is the logging part of a step's state.
+type logState struct {
+	logger     hclog.Logger
+	logBudget  uint64
+	tokens     float64
+	lastRefill time.Time
+	dropped    uint64
+}
+
+// admit charges one record of n bytes against the step's caps.
+func (st *stepState) admit(n int) bool {
+	now := time.Now()
+	st.tokens = min(logBurst, st.tokens+now.Sub(st.lastRefill).Seconds()*logRate)
+	st.lastRefill = now
+	if st.tokens < 1 || uint64(n) > st.logBudget {
+		st.dropped++
+		return false
+	}
+	st.tokens--
+	st.logBudget -= uint64(n)
+	return true
+}
+
+func (st *stepState) log() hclog.Logger {
+	if st.logger == nil {
+		st.logger = st.block.rt.logger.Named("block").With("step_id", st.id, "block", st.block.name)
+	}
+	return st.logger
+}
+
+// finishLog reports records dropped by the caps.
+func (st *stepState) finishLog() {
+	if st.dropped > 0 {
+		st.log().Warn("block log records dropped by the log caps", "dropped", st.dropped)
+	}
+}
+
+var hclogLevels = [...]hclog.Level{
+	abi.LevelTrace: hclog.Trace,
+	abi.LevelDebug: hclog.Debug,
+	abi.LevelInfo:  hclog.Info,
+	abi.LevelWarn:  hclog.Warn,
+	abi.LevelError: hclog.Error,
+}
+
+func logCall(ctx context.Context, mem engine.Memory, stack []uint64) {
+	st, r := enter(ctx)
+	if r != abi.ResultOK {
+		ret(stack, r)
+		return
+	}
+	level := uint32(stack[0])
+	if level < abi.LevelTrace || level > abi.LevelError || mem == nil {
+		ret(stack, abi.ResultInvalid)
+		return
+	}
+	msg, ok := mem.Read(uint32(stack[1]), uint32(stack[2]))
+	if !ok {
+		ret(stack, abi.ResultInvalid)
+		return
+	}
+	kvBytes, ok := mem.Read(uint32(stack[3]), uint32(stack[4]))
+	if !ok {
+		ret(stack, abi.ResultInvalid)
+		return
+	}
+	kv, ok := decodeKV(kvBytes)
+	if !ok {
+		ret(stack, abi.ResultInvalid)
+		return
+	}
+	if !st.admit(min(len(msg), maxMessage) + len(kvBytes)) {
+		ret(stack, abi.ResultLimit)
+		return
+	}
+	args := make([]any, 0, len(kv)+2)
+	for _, s := range kv {
+		args = append(args, s)
+	}
+	if len(msg) > maxMessage {
+		args = append(args, "truncated", true)
+	}
+	st.log().Log(hclogLevels[level], guestString(msg), args...)
+	ret(stack, abi.ResultOK)
+}
+
+// decodeKV splits a key/value buffer of NUL-terminated strings. An empty
+// buffer is no pairs; an odd count or a missing final NUL is invalid.
+func decodeKV(b []byte) ([]string, bool) {
+	if len(b) == 0 {
+		return nil, true
+	}
+	if b[len(b)-1] != 0 {
+		return nil, false
+	}
+	parts := bytes.Split(b[:len(b)-1], []byte{0})
+	if len(parts)%2 != 0 {
+		return nil, false
+	}
+	out := make([]string, len(parts))
+	for i, p := range parts {
+		out[i] = guestString(p)
+	}
+	return out, true
+}
+
+// logWriter turns a guest's standard stream into log records, one per
+// line, under the same caps as the log host call. It never fails a write:
+// a guest writing to stderr must not break because logging is capped.
+type logWriter struct {
+	st     *stepState
+	stream string
+	buf    []byte
+}
+
+func (w *logWriter) Write(p []byte) (int, error) {
+	n := len(p)
+	for len(p) > 0 {
+		i := bytes.IndexByte(p, '\n')
+		if i < 0 {
+			w.buf = append(w.buf, p...)
+			if len(w.buf) >= maxMessage {
+				w.flush()
+			}
+			break
+		}
+		w.buf = append(w.buf, p[:i]...)
+		w.flush()
+		p = p[i+1:]
+	}
+	return n, nil
+}
+
+func (w *logWriter) flush() {
+	if len(w.buf) == 0 {
+		return
+	}
+	line := w.buf
+	w.buf = w.buf[:0]
+	if w.st.admit(min(len(line), maxMessage)) {
+		w.st.log().Info(guestString(line), "stream", w.stream)
+	}
+}

@@ -1,0 +1,3 @@
+block "minimal" {
+  module = "minimal.wasm"
+}
