@@ -142,7 +142,6 @@ func (s Status) Valid() bool {
 	return false
 }
 
-
 // MarshalJSON writes the code as its number.
 func (c Code) MarshalJSON() ([]byte, error) {
 	return strconv.AppendUint(nil, uint64(c), 10), nil

@@ -251,4 +251,3 @@ func TestRuntime_diskCache(t *testing.T) {
 		}
 	}
 }
-
