@@ -1,0 +1,138 @@
+// Command blockhost runs WebAssembly blocks: one step with `blockhost run`,
+// and builds Go blocks with `blockhost build`. It only wires flags to the
+// host package; everything it does is available to Go programs there.
+//
+// Exit codes of `blockhost run`: 0 success, 1 error, 124 timeout,
+// 130 cancelled, 2 bad usage or configuration.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/urfave/cli/v2"
+)
+
+// Exit codes.
+const (
+	exitSuccess   = 0
+	exitError     = 1
+	exitUsage     = 2
+	exitTimeout   = 124
+	exitCancelled = 130
+)
+
+// exitErr carries an exit code out of a command; a non-empty msg is
+// printed on stderr as one line.
+type exitErr struct {
+	code int
+	msg  string
+}
+
+func (e *exitErr) Error() string { return e.msg }
+
+func usageErrorf(format string, args ...any) error {
+	return &exitErr{code: exitUsage, msg: fmt.Sprintf(format, args...)}
+}
+
+func main() {
+	os.Exit(runMain(context.Background(), os.Args, os.Stdin, os.Stdout, os.Stderr))
+}
+
+// streams are the process's standard streams, injectable for tests.
+type streams struct {
+	in       io.Reader
+	out, err io.Writer
+}
+
+func streamsOf(c *cli.Context) streams { return c.App.Metadata["streams"].(streams) }
+
+// runMain runs the CLI and returns the process exit code.
+func runMain(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	app := newApp(streams{in: stdin, out: stdout, err: stderr})
+	err := app.RunContext(ctx, args)
+	if err == nil {
+		return exitSuccess
+	}
+	var ee *exitErr
+	if errors.As(err, &ee) {
+		if ee.msg != "" {
+			fmt.Fprintln(stderr, "blockhost: "+oneLine(ee.msg))
+		}
+		return ee.code
+	}
+	// Anything else urfave/cli returns is a usage error: an unknown flag, a
+	// flag without its value, a bad duration.
+	fmt.Fprintln(stderr, "blockhost: "+oneLine(err.Error()))
+	return exitUsage
+}
+
+// oneLine joins a multi-line message (manifest diagnostics) with "; ".
+func oneLine(s string) string {
+	return strings.Join(strings.Fields(strings.ReplaceAll(strings.TrimSpace(s), "\n", " ; ")), " ")
+}
+
+// onUsageError turns a flag-parsing failure into one line and exit code 2,
+// instead of the help text urfave/cli prints by default.
+func onUsageError(c *cli.Context, err error, _ bool) error {
+	where := "blockhost"
+	if c != nil && c.Command != nil && c.Command.Name != "" && c.Command.Name != "blockhost" {
+		where += " " + c.Command.Name
+	}
+	return usageErrorf("%v (see '%s --help')", err, where)
+}
+
+func newApp(s streams) *cli.App {
+	cmds := []*cli.Command{runCommand(), buildCommand(), versionCommand()}
+	for _, c := range cmds {
+		c.OnUsageError = onUsageError
+	}
+	return &cli.App{
+		Name:      "blockhost",
+		Usage:     "run WebAssembly blocks in a sandbox",
+		Reader:    s.in,
+		Writer:    s.out,
+		ErrWriter: s.err,
+		Metadata:  map[string]any{"streams": s},
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "log-level", Value: "info", Usage: "trace, debug, info, warn, error or off"},
+			&cli.StringFlag{Name: "log-format", Value: "text", Usage: "text or json"},
+		},
+		Commands: cmds,
+		Action: func(c *cli.Context) error {
+			if c.NArg() > 0 {
+				return usageErrorf("unknown command %q (commands: run, build, version; see 'blockhost --help')", c.Args().First())
+			}
+			return cli.ShowAppHelp(c)
+		},
+		HideHelpCommand: true,
+		// Errors are printed once, by runMain, as one line.
+		ExitErrHandler: func(*cli.Context, error) {},
+		OnUsageError:   onUsageError,
+	}
+}
+
+// newLogger builds the logger from the global flags. Logs go to stderr so
+// that stdout carries only the result.
+func newLogger(c *cli.Context) (hclog.Logger, error) {
+	lvl := strings.ToLower(c.String("log-level"))
+	level := hclog.LevelFromString(lvl)
+	if level == hclog.NoLevel {
+		return nil, usageErrorf("invalid --log-level %q: want trace, debug, info, warn, error or off", c.String("log-level"))
+	}
+	format := c.String("log-format")
+	if format != "text" && format != "json" {
+		return nil, usageErrorf("invalid --log-format %q: want text or json", format)
+	}
+	return hclog.New(&hclog.LoggerOptions{
+		Name:       "blockhost",
+		Level:      level,
+		Output:     streamsOf(c).err,
+		JSONFormat: format == "json",
+	}), nil
+}
