@@ -55,6 +55,10 @@ func (st *stepState) finishLog() {
 	}
 }
 
+// reservedKeys are fields the host sets; a block's keys of these names are
+// renamed so that a block cannot pass its records off as another step's.
+var reservedKeys = map[string]bool{"step_id": true, "block": true, "stream": true, "truncated": true}
+
 var hclogLevels = [...]hclog.Level{
 	abi.LevelTrace: hclog.Trace,
 	abi.LevelDebug: hclog.Debug,
@@ -94,7 +98,10 @@ func logCall(ctx context.Context, mem engine.Memory, stack []uint64) {
 		return
 	}
 	args := make([]any, 0, len(kv)+2)
-	for _, s := range kv {
+	for i, s := range kv {
+		if i%2 == 0 && reservedKeys[s] {
+			s = "guest_" + s
+		}
 		args = append(args, s)
 	}
 	if len(msg) > maxMessage {
