@@ -52,9 +52,9 @@ type Step struct {
 	Input []byte
 	// Args follow the program name (the block's name) in the guest's argv.
 	Args []string
-	// Env is the environment variables granted to the guest. Nothing else
-	// of the host's environment is visible.
-	Env map[string]string
+	// Grants are the capabilities the step may use; the zero value grants
+	// nothing.
+	Grants Grants
 	// Limits override the runtime's defaults field by field.
 	Limits Limits
 }
@@ -99,7 +99,7 @@ func (b *Block) Run(ctx context.Context, step Step) (res *abi.StepResult) {
 	cfg := engine.RunConfig{
 		Entry:       b.entry,
 		Args:        append([]string{b.name}, step.Args...),
-		Env:         envList(step.Env),
+		Env:         envList(step.Grants.Env),
 		MemoryLimit: lim.Memory,
 		Stderr:      &logWriter{st: st, stream: "stderr"},
 	}
@@ -111,7 +111,13 @@ func (b *Block) Run(ctx context.Context, step Step) (res *abi.StepResult) {
 	}
 
 	runStart := time.Now()
+	if err := st.open(ctx, step.Grants, &cfg); err != nil {
+		st.close()
+		res.Status, res.Error = abi.StatusError, err
+		return res
+	}
 	rr, err := b.mod.Run(ctx, cfg)
+	st.close()
 	res.Usage.WallMS = ms(time.Since(runStart))
 	res.Usage.PeakMemoryBytes = rr.PeakMemory
 	cfg.Stderr.(*logWriter).flush()

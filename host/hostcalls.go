@@ -30,24 +30,79 @@ type stepState struct {
 	sawEnd bool
 
 	logState
+
+	// closers release what capabilities opened for the step; they run when
+	// the guest is done, in reverse order.
+	closers []func()
+}
+
+// open prepares the step's capabilities from its grants. Each capability
+// adds its opener with registerOpener; the error is the step's result when
+// a grant cannot be honoured.
+func (st *stepState) open(ctx context.Context, g Grants, cfg *engine.RunConfig) *abi.Error {
+	for _, o := range openers {
+		if err := o(ctx, st, g, cfg); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (st *stepState) close() {
+	for i := len(st.closers) - 1; i >= 0; i-- {
+		st.closers[i]()
+	}
+	st.closers = nil
+}
+
+// openers prepare capabilities for a step, in registration order.
+var openers []func(ctx context.Context, st *stepState, g Grants, cfg *engine.RunConfig) *abi.Error
+
+// registerOpener adds a capability's per-step preparation. Call it from
+// init only.
+func registerOpener(o func(ctx context.Context, st *stepState, g Grants, cfg *engine.RunConfig) *abi.Error) {
+	openers = append(openers, o)
+}
+
+// hostFunctions are the functions of the blockhost import module: the core
+// ones here, and each capability's added from its file's init with
+// registerHostFunctions.
+var hostFunctions = []engine.HostFunction{
+	hostFunc(abi.FuncInputLen, inputLen),
+	hostFunc(abi.FuncInputRead, inputRead),
+	hostFunc(abi.FuncOutputWrite, outputWrite),
+	hostFunc(abi.FuncErrorSet, errorSet),
+	hostFunc(abi.FuncLog, logCall),
+	hostFunc(abi.FuncDeadline, deadline),
+	hostFunc(abi.FuncCheck, check),
+}
+
+// registerHostFunctions adds host functions; each name must be in
+// abi.Functions. Call it from init only.
+func registerHostFunctions(fns ...engine.HostFunction) {
+	for _, f := range fns {
+		if _, ok := abi.Functions[f.Name]; !ok {
+			panic("host: host function " + f.Name + " is not in abi.Functions")
+		}
+		for _, g := range hostFunctions {
+			if g.Name == f.Name {
+				panic("host: host function " + f.Name + " registered twice")
+			}
+		}
+	}
+	hostFunctions = append(hostFunctions, fns...)
+}
+
+// hostFunc pairs a host function with its ABI signature.
+func hostFunc(name string, f func(context.Context, engine.Memory, []uint64)) engine.HostFunction {
+	return engine.HostFunction{Name: name, Signature: abi.Functions[name], Func: f}
 }
 
 // maxMessage caps error and log messages from the guest.
 const maxMessage = 4096
 
 func hostModule() engine.HostModule {
-	fn := func(name string, f func(context.Context, engine.Memory, []uint64)) engine.HostFunction {
-		return engine.HostFunction{Name: name, Signature: abi.Functions[name], Func: f}
-	}
-	return engine.HostModule{Name: abi.ImportModule, Functions: []engine.HostFunction{
-		fn(abi.FuncInputLen, inputLen),
-		fn(abi.FuncInputRead, inputRead),
-		fn(abi.FuncOutputWrite, outputWrite),
-		fn(abi.FuncErrorSet, errorSet),
-		fn(abi.FuncLog, logCall),
-		fn(abi.FuncDeadline, deadline),
-		fn(abi.FuncCheck, check),
-	}}
+	return engine.HostModule{Name: abi.ImportModule, Functions: hostFunctions}
 }
 
 // enter starts every host call: it counts the call and, once the step is

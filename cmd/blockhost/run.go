@@ -30,7 +30,7 @@ func runCommand() *cli.Command {
 		Description: "Flags come before the module; everything after the module is the guest's own argv.\n" +
 			"With --manifest the module comes from the manifest and every argument is the guest's.\n" +
 			"Exit codes: 0 success, 1 error, 124 timeout, 130 cancelled, 2 bad usage or configuration.",
-		Flags: []cli.Flag{
+		Flags: append([]cli.Flag{
 			&cli.StringFlag{Name: "input", Aliases: []string{"i"}, Usage: "step input: JSON text, @FILE to read a file, or - for stdin"},
 			&cli.DurationFlag{Name: "timeout", Usage: "step timeout (default 30s)"},
 			&cli.StringFlag{Name: "memory", Usage: "linear memory cap, such as 64MiB (default 64MiB)"},
@@ -41,7 +41,7 @@ func runCommand() *cli.Command {
 			&cli.StringFlag{Name: "step-id", Usage: "step identifier (default: a new random one)"},
 			&cli.StringFlag{Name: "cache-dir", Usage: "directory for compiled code (default: the user cache directory)"},
 			&cli.BoolFlag{Name: "no-cache", Usage: "do not keep compiled code on disk"},
-		},
+		}, optionFlags()...),
 		Action: runAction,
 	}
 }
@@ -52,11 +52,34 @@ type runSpec struct {
 	module   string
 	engine   string
 	args     []string
-	env      map[string]string
+	grants   host.Grants
 	limits   host.Limits
 	input    []byte
 	stepID   string
 	cacheDir string
+	// manifest is the parsed manifest, or nil.
+	manifest *manifest.Manifest
+}
+
+// runOption is a group of `run` flags owned by one feature (a capability,
+// the retry policy): its flags, and how they change the spec after the
+// manifest and the common flags are applied. Features register from init
+// in their own file, so adding one does not touch this file.
+type runOption struct {
+	flags []cli.Flag
+	apply func(c *cli.Context, spec *runSpec) error
+}
+
+var runOptions []runOption
+
+func registerRunOption(o runOption) { runOptions = append(runOptions, o) }
+
+func optionFlags() []cli.Flag {
+	var fs []cli.Flag
+	for _, o := range runOptions {
+		fs = append(fs, o.flags...)
+	}
+	return fs
 }
 
 func runAction(c *cli.Context) error {
@@ -104,7 +127,7 @@ func runAction(c *cli.Context) error {
 		}
 		return usageErrorf("%s: %v", spec.module, err)
 	}
-	res := blk.Run(ctx, host.Step{ID: spec.stepID, Input: spec.input, Args: spec.args, Env: spec.env, Limits: spec.limits})
+	res := blk.Run(ctx, host.Step{ID: spec.stepID, Input: spec.input, Args: spec.args, Grants: spec.grants, Limits: spec.limits})
 
 	out, err := json.MarshalIndent(res, "", "  ")
 	if err != nil {
@@ -133,7 +156,8 @@ func buildSpec(c *cli.Context) (*runSpec, error) {
 			return nil, usageErrorf("%v", err)
 		}
 		spec.name, spec.module, spec.engine = m.Name, m.Module, m.Engine
-		spec.args, spec.env = m.Args, m.Env
+		spec.args, spec.grants.Env = m.Args, m.Env
+		spec.manifest = m
 		spec.limits = host.Limits{Timeout: m.Limits.Timeout, Memory: m.Limits.Memory, Output: m.Limits.Output, Log: m.Limits.Log}
 		if len(args) > 0 {
 			spec.args = args
@@ -175,7 +199,7 @@ func buildSpec(c *cli.Context) (*runSpec, error) {
 	}
 	if env := c.StringSlice("env"); len(env) > 0 {
 		merged := map[string]string{}
-		for k, v := range spec.env {
+		for k, v := range spec.grants.Env {
 			merged[k] = v
 		}
 		for _, kv := range env {
@@ -185,7 +209,12 @@ func buildSpec(c *cli.Context) (*runSpec, error) {
 			}
 			merged[k] = v
 		}
-		spec.env = merged
+		spec.grants.Env = merged
+	}
+	for _, o := range runOptions {
+		if err := o.apply(c, spec); err != nil {
+			return nil, err
+		}
 	}
 
 	input, err := readInput(c)
