@@ -169,18 +169,24 @@ func (b *Block) Run(ctx context.Context, step Step) (res *abi.StepResult) {
 	return res
 }
 
-// ended fills in a result for a step whose context ended: cancelled or
-// timeout by the recorded cause.
+// ended fills in a result for a step whose context ended.
 func (b *Block) ended(ctx context.Context, res *abi.StepResult) {
+	var timeout time.Duration
+	if st, ok := ctx.Value(stepKey{}).(*stepState); ok {
+		timeout = st.limits.Timeout
+	}
+	endedResult(ctx, res, timeout)
+}
+
+// endedResult fills in a result for a step whose context ended: cancelled
+// or timeout by the recorded cause, with no output.
+func endedResult(ctx context.Context, res *abi.StepResult, timeout time.Duration) {
 	res.Output, res.OutputText, res.OutputBase64 = nil, nil, nil
 	if isTimeout(ctx) {
 		res.Status = abi.StatusTimeout
 		msg := "step deadline passed"
 		if errors.Is(context.Cause(ctx), ErrStepTimeout) {
-			msg = "step exceeded its timeout"
-			if st, ok := ctx.Value(stepKey{}).(*stepState); ok {
-				msg = fmt.Sprintf("step exceeded its %s timeout", st.limits.Timeout)
-			}
+			msg = fmt.Sprintf("step exceeded its %s timeout", timeout)
 		}
 		res.Error = abi.NewError(abi.CodeCancelledByTimeout, abi.ClassPermanent, msg)
 		return

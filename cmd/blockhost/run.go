@@ -16,6 +16,8 @@ import (
 	"github.com/blockhost/blockhost/abi"
 	"github.com/blockhost/blockhost/host"
 	"github.com/blockhost/blockhost/host/manifest"
+	"github.com/blockhost/blockhost/plugins"
+	_ "github.com/blockhost/blockhost/plugins/standard"
 )
 
 // maxInput caps the step input the CLI reads, so that a mistaken
@@ -26,7 +28,7 @@ func runCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "run",
 		Usage:     "run one step of a block and print its result as JSON",
-		ArgsUsage: "[MODULE.wasm] [ARGS...]",
+		ArgsUsage: "[MODULE.wasm or BUILTIN] [ARGS...]",
 		Description: "Flags come before the module; everything after the module is the guest's own argv.\n" +
 			"With --manifest the module comes from the manifest and every argument is the guest's.\n" +
 			"Exit codes: 0 success, 1 error, 124 timeout, 130 cancelled, 2 bad usage or configuration.",
@@ -91,11 +93,6 @@ func runAction(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	wasm, err := os.ReadFile(spec.module)
-	if err != nil {
-		return usageErrorf("cannot read module: %v", err)
-	}
-
 	// Ctrl-C and SIGTERM cancel the step; the cause names the signal, so the
 	// result says cancelled, never timeout.
 	ctx, cancel := context.WithCancelCause(c.Context)
@@ -120,14 +117,11 @@ func runAction(c *cli.Context) error {
 		return usageErrorf("%v", err)
 	}
 	defer rt.Close(context.WithoutCancel(ctx))
-	blk, err := rt.Load(ctx, spec.name, wasm)
+	runner, err := loadRunner(ctx, rt, spec)
 	if err != nil {
-		if ctx.Err() != nil {
-			return &exitErr{code: exitCancelled, msg: "cancelled while compiling " + spec.module}
-		}
-		return usageErrorf("%s: %v", spec.module, err)
+		return err
 	}
-	res := blk.Run(ctx, host.Step{ID: spec.stepID, Input: spec.input, Args: spec.args, Grants: spec.grants, Limits: spec.limits})
+	res := execute(ctx, runner, host.Step{ID: spec.stepID, Input: spec.input, Args: spec.args, Grants: spec.grants, Limits: spec.limits})
 
 	out, err := json.MarshalIndent(res, "", "  ")
 	if err != nil {
@@ -144,6 +138,34 @@ func runAction(c *cli.Context) error {
 	default:
 		return &exitErr{code: exitError}
 	}
+}
+
+// loadRunner returns the block to run: a built-in block when the module
+// names one and no file of that name exists, else the WebAssembly module.
+func loadRunner(ctx context.Context, rt *host.Runtime, spec *runSpec) (host.Runner, error) {
+	if p, ok := plugins.Lookup(spec.module); ok && spec.manifest == nil {
+		if _, err := os.Stat(spec.module); err != nil {
+			return rt.Native(p.Name, p.Run), nil
+		}
+	}
+	wasm, err := os.ReadFile(spec.module)
+	if err != nil {
+		return nil, usageErrorf("cannot read module: %v", err)
+	}
+	blk, err := rt.Load(ctx, spec.name, wasm)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, &exitErr{code: exitCancelled, msg: "cancelled while compiling " + spec.module}
+		}
+		return nil, usageErrorf("%s: %v", spec.module, err)
+	}
+	return blk, nil
+}
+
+// execute runs the step once. It is the single place where the CLI runs a
+// step, so that a retry policy can wrap it.
+func execute(ctx context.Context, r host.Runner, step host.Step) *abi.StepResult {
+	return r.Run(ctx, step)
 }
 
 // buildSpec merges the manifest, if any, with the flags; flags win.
