@@ -44,6 +44,11 @@ type Error struct {
 	Message string `json:"message"`
 	// ExitCode is the guest's exit code when it exited with a non-zero one.
 	ExitCode *uint32 `json:"exit_code,omitempty"`
+	// RetryAfterMS, when set, is how many milliseconds the caller should
+	// wait before trying again: a dependency's Retry-After (HTTP 429 or
+	// 503), or the host's own hint when it refuses work because it is
+	// overloaded or a dependency's circuit is open. Only the host sets it.
+	RetryAfterMS *int64 `json:"retry_after_ms,omitempty"`
 }
 
 // NewError returns an Error with the code's name filled in.

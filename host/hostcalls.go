@@ -34,6 +34,9 @@ type stepState struct {
 	// closers release what capabilities opened for the step; they run when
 	// the guest is done, in reverse order.
 	closers []func()
+
+	http *httpStep // the HTTP capability's state (hostcalls_http.go)
+	fs   *fsStep   // the filesystem capability's state (hostcalls_fs.go)
 }
 
 // open prepares the step's capabilities from its grants. Each capability
@@ -154,7 +157,7 @@ func inputRead(ctx context.Context, mem engine.Memory, stack []uint64) {
 		ret(stack, abi.ResultInvalid)
 		return
 	}
-	if _, ok := mem.Read(buf, uint32(n)); !ok {
+	if _, ok := mem.Read(buf, bufLen); !ok {
 		ret(stack, abi.ResultInvalid)
 		return
 	}

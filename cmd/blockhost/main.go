@@ -88,7 +88,7 @@ func onUsageError(c *cli.Context, err error, _ bool) error {
 }
 
 func newApp(s streams) *cli.App {
-	cmds := []*cli.Command{runCommand(), buildCommand(), versionCommand()}
+	cmds := []*cli.Command{runCommand(), batchCommand(), buildCommand(), versionCommand()}
 	for _, c := range cmds {
 		c.OnUsageError = onUsageError
 	}
@@ -106,7 +106,7 @@ func newApp(s streams) *cli.App {
 		Commands: cmds,
 		Action: func(c *cli.Context) error {
 			if c.NArg() > 0 {
-				return usageErrorf("unknown command %q (commands: run, build, version; see 'blockhost --help')", c.Args().First())
+				return usageErrorf("unknown command %q (commands: run, batch, build, version; see 'blockhost --help')", c.Args().First())
 			}
 			return cli.ShowAppHelp(c)
 		},

@@ -162,10 +162,11 @@ func loadRunner(ctx context.Context, rt *host.Runtime, spec *runSpec) (host.Runn
 	return blk, nil
 }
 
-// execute runs the step once. It is the single place where the CLI runs a
-// step, so that a retry policy can wrap it.
+// execute runs the step under the retry policy and deadlines of the
+// manifest and the flags (run_retry.go). It is the single place where the
+// CLI runs a step.
 func execute(ctx context.Context, r host.Runner, step host.Step) *abi.StepResult {
-	return r.Run(ctx, step)
+	return runWithPolicy(ctx, r, step)
 }
 
 // buildSpec merges the manifest, if any, with the flags; flags win.

@@ -139,6 +139,9 @@ type RunConfig struct {
 	Stdout, Stderr io.Writer
 	// MemoryLimit caps linear memory in bytes; 0 means the engine's maximum.
 	MemoryLimit uint64
+	// Dirs are the guest's WASI preopened directories; none means no
+	// file system at all.
+	Dirs []Dir
 }
 
 // RunResult describes a run that ended without a host-side failure.

@@ -21,3 +21,9 @@ type Trap struct {
 }
 
 func (t *Trap) Error() string { return "wasm trap: " + t.Message }
+
+// ErrUnavailable is returned by an engine's Factory when the engine is
+// registered but cannot run in this build, such as a cgo engine in a
+// binary built with CGO_ENABLED=0. The error's message says why and what
+// to do instead.
+var ErrUnavailable = errors.New("engine: unavailable in this build")

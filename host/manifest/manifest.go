@@ -9,7 +9,7 @@
 //     and column of the offending attribute, key, label or block;
 //   - unknown attributes and blocks are errors, never silently ignored;
 //   - nothing is granted unless written: capabilities are deny-by-default,
-//     and the reserved http and filesystem sections grant nothing;
+//     the http and filesystem sections grant only the grants they list;
 //   - expressions are evaluated without variables or functions, so reading
 //     a manifest has no side effects and depends only on its text.
 //
@@ -31,6 +31,9 @@ import (
 	hcljson "github.com/hashicorp/hcl/v2/json"
 	"github.com/zclconf/go-cty/cty"
 	"github.com/zclconf/go-cty/cty/convert"
+
+	"github.com/blockhost/blockhost/host/fscap"
+	"github.com/blockhost/blockhost/host/httpcap"
 )
 
 // Manifest is a parsed, validated block manifest.
@@ -56,6 +59,17 @@ type Manifest struct {
 	// Env is the environment granted to the guest through WASI. It is nil
 	// when the manifest grants none, and empty but not nil for env = {}.
 	Env map[string]string
+	// HTTP is the http section's grants, in order, validated as the host
+	// validates them; their zero fields take httpcap's defaults. It is nil
+	// when the manifest grants none.
+	HTTP []httpcap.Grant
+	// Schedule is the block's priority, deadlines and retry policy for
+	// an executor (retry.go).
+	Schedule Schedule
+	// FS is the filesystem section's directory grants, in order (fs.go).
+	// A relative host directory is joined to the manifest's directory but
+	// not made absolute. It is nil when the manifest grants none.
+	FS []fscap.Grant
 }
 
 // Limits are the resource limits a manifest sets. A zero field means the
@@ -148,8 +162,9 @@ var (
 	blockSchema = &hcl.BodySchema{
 		// module is required, but checked by hand so that the error points
 		// at the block and names it.
-		Attributes: []hcl.AttributeSchema{{Name: "module"}, {Name: "engine"}, {Name: "args"}},
-		Blocks:     []hcl.BlockHeaderSchema{{Type: "limits"}, {Type: "capabilities"}},
+		Attributes: []hcl.AttributeSchema{{Name: "module"}, {Name: "engine"}, {Name: "args"},
+			{Name: "priority"}, {Name: "total_deadline"}, {Name: "queue_timeout"}},
+		Blocks: []hcl.BlockHeaderSchema{{Type: "limits"}, {Type: "capabilities"}, {Type: "retry"}},
 	}
 	limitsSchema = &hcl.BodySchema{
 		Attributes: []hcl.AttributeSchema{{Name: "timeout"}, {Name: "memory"}, {Name: "output"}, {Name: "log"}},
@@ -227,8 +242,9 @@ func (d *decoder) block(blk *hcl.Block) *Manifest {
 		m.Limits = d.limits(blk)
 	}
 	if blk := d.single(content.Blocks, "capabilities"); blk != nil {
-		m.Env = d.capabilities(blk)
+		m.Env = d.capabilities(blk, m)
 	}
+	d.schedule(content, m) // retry.go
 	return m
 }
 
@@ -321,13 +337,14 @@ func (d *decoder) size(attr *hcl.Attribute, name string, max uint64, why string)
 	return 0
 }
 
-func (d *decoder) capabilities(blk *hcl.Block) map[string]string {
+func (d *decoder) capabilities(blk *hcl.Block, m *Manifest) map[string]string {
 	content, diags := blk.Body.Content(capabilitiesSchema)
 	d.diags = append(d.diags, diags...)
-	for _, name := range []string{"http", "filesystem"} {
-		if blk := d.single(content.Blocks, name); blk != nil {
-			d.reserved(blk, name)
-		}
+	if blk := d.single(content.Blocks, "http"); blk != nil {
+		m.HTTP = d.http(blk) // http.go
+	}
+	if blk := d.single(content.Blocks, "filesystem"); blk != nil {
+		m.FS = d.filesystem(blk) // fs.go
 	}
 	if attr, ok := content.Attributes["env"]; ok {
 		return d.env(attr.Expr)

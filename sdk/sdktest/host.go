@@ -43,6 +43,9 @@ type fakeHost struct {
 	dropped  int
 
 	calls int
+
+	http fakeHTTP // http.go
+	fs   fakeFS   // fs.go
 }
 
 func newFakeHost(c Config, input []byte) *fakeHost {
@@ -59,6 +62,8 @@ func newFakeHost(c Config, input []byte) *fakeHost {
 	if c.Timeout > 0 {
 		h.deadline = now.Add(c.Timeout)
 	}
+	h.http.handler = c.HTTP
+	h.fs.dirs = c.FS
 	return h
 }
 

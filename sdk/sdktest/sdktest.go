@@ -4,6 +4,7 @@ package sdktest
 
 import (
 	"fmt"
+	"net/http"
 	"strings"
 	"sync"
 	"testing"
@@ -27,6 +28,13 @@ type Config struct {
 	// OutputLimit caps the step's output in bytes. Zero means
 	// DefaultOutputLimit.
 	OutputLimit int
+	// HTTP serves the requests the block sends with sdk.HTTPDo, in
+	// process (see http.go). Nil means the step has no HTTP grants and
+	// every request is denied.
+	HTTP http.Handler
+	// FS are the directories the step is granted (see fs.go). None means
+	// every file operation is denied.
+	FS []Dir
 }
 
 // Result is how a step ended, as the host would report it.

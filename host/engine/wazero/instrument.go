@@ -5,9 +5,9 @@ import "errors"
 // wazero's close-on-context-done mode checks for interruption only at loop
 // headers. A guest that recurses without looping (naive Fibonacci, say)
 // would never see the check and could run past its deadline. addEntryChecks
-// rewrites a module so that every function body that does not already start
-// with a loop starts with an empty one, `loop end`, which is enough for
-// wazero to place its check at every function entry. Semantics are
+// rewrites a module so that every function body that does not reach a loop
+// header straight away (reachesLoop) starts with an empty loop, `loop end`,
+// which is enough for wazero to place its check at every function entry. Semantics are
 // unchanged: an empty loop with an empty block type is a no-op.
 //
 // The rewrite touches only the code section. Offsets in DWARF custom
@@ -63,7 +63,12 @@ func rewriteCode(sec []byte) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	out := make([]byte, 0, len(sec)+int(count)*len(emptyLoop)+int(count))
+	// Every body takes at least one byte, so a count beyond the section's
+	// length is a lie: never size anything from it.
+	if uint64(count) > uint64(len(sec)) {
+		return nil, errMalformed
+	}
+	out := make([]byte, 0, len(sec)+int(count)*(len(emptyLoop)+1))
 	out = appendU32(out, count)
 	pos := n
 	for range count {
@@ -81,7 +86,7 @@ func rewriteCode(sec []byte) ([]byte, error) {
 		if err != nil {
 			return nil, err
 		}
-		if localsEnd < len(body) && body[localsEnd] == opLoop {
+		if reachesLoop(body[localsEnd:]) {
 			out = appendU32(out, size)
 			out = append(out, body...)
 		} else {
@@ -96,6 +101,54 @@ func rewriteCode(sec []byte) ([]byte, error) {
 		return nil, errMalformed
 	}
 	return out, nil
+}
+
+// reachesLoop reports whether every execution of code reaches a loop
+// header before it can call, branch, return or trap: the code is a loop, or
+// begins with a short run of instructions that do none of those (local and
+// global accesses, constants, nop, block) followed by a loop. wazero checks
+// for interruption at that header, so the function needs no added check.
+// The Go compiler starts every function this way (global.get, local.set,
+// block, loop), so Go-built modules are left as they are.
+func reachesLoop(code []byte) bool {
+	const maxPrefix = 16
+	pos := 0
+	for range maxPrefix {
+		if pos >= len(code) {
+			return false
+		}
+		op := code[pos]
+		pos++
+		switch op {
+		case opLoop:
+			return true
+		case 0x01: // nop
+		case 0x02: // block with an empty or single value type
+			if pos >= len(code) {
+				return false
+			}
+			switch bt := code[pos]; {
+			case bt == 0x40, bt >= 0x7b && bt <= 0x7f, bt == 0x70, bt == 0x6f:
+				pos++
+			default:
+				return false
+			}
+		case 0x20, 0x21, 0x22, 0x23, 0x24, 0x41, 0x42: // local.get/set/tee, global.get/set, i32/i64.const
+			for { // one LEB128 immediate
+				if pos >= len(code) {
+					return false
+				}
+				b := code[pos]
+				pos++
+				if b&0x80 == 0 {
+					break
+				}
+			}
+		default:
+			return false
+		}
+	}
+	return false
 }
 
 // skipLocals returns the offset of the first instruction of a function

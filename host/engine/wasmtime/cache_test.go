@@ -1,0 +1,223 @@
+//go:build cgo
+
+package wasmtime
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/blockhost/blockhost/host/engine"
+	"github.com/blockhost/blockhost/internal/testwasm"
+)
+
+// newCachedEngine creates an engine keeping compiled code in dir.
+func newCachedEngine(t *testing.T, dir string) *Engine {
+	t.Helper()
+	e, err := New(context.Background(), engine.Config{CacheDir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { e.Close(context.Background()) })
+	return e.(*Engine)
+}
+
+// echoRuns compiles wasiecho on e and checks that it runs.
+func echoRuns(t *testing.T, e *Engine, wasm []byte) {
+	t.Helper()
+	m, err := e.Compile(context.Background(), wasm)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	res, err := m.Run(context.Background(), engine.RunConfig{
+		Entry: []string{"_start"}, Args: []string{"echo"}, Stdin: strings.NewReader("cached"), Stdout: &out,
+	})
+	if err != nil || res.Exited || out.String() != "cached" {
+		t.Fatalf("run: %+v, %v, output %q", res, err, out.String())
+	}
+}
+
+func cacheCounts(e *Engine) [4]int64 {
+	c := e.cache
+	return [4]int64{c.hits.Load(), c.misses.Load(), c.rejected.Load(), c.writeErrors.Load()}
+}
+
+func wasiEcho(t *testing.T) []byte {
+	return testwasm.WAT(t, filepath.Join(testwasm.ModuleRoot(t), "host", "testdata", "wasiecho.wat"))
+}
+
+// entryPath returns the one cache entry in dir.
+func entryPath(t *testing.T, dir string) string {
+	t.Helper()
+	m, err := filepath.Glob(filepath.Join(dir, "wasmtime-*", "*.cwasm"))
+	if err != nil || len(m) != 1 {
+		t.Fatalf("cache entries %v (%v), want one", m, err)
+	}
+	return m[0]
+}
+
+func TestDiskCache_hit(t *testing.T) {
+	dir, wasm := t.TempDir(), wasiEcho(t)
+	first := newCachedEngine(t, dir)
+	echoRuns(t, first, wasm)
+	if got := cacheCounts(first); got != [4]int64{0, 1, 0, 0} {
+		t.Fatalf("first engine: hits, misses, rejected, write errors = %v", got)
+	}
+	second := newCachedEngine(t, dir)
+	echoRuns(t, second, wasm)
+	if got := cacheCounts(second); got != [4]int64{1, 0, 0, 0} {
+		t.Fatalf("second engine: hits, misses, rejected, write errors = %v", got)
+	}
+	info, err := os.Stat(filepath.Dir(entryPath(t, dir)))
+	if err != nil || info.Mode().Perm() != 0o700 {
+		t.Errorf("cache directory mode %v (%v), want 0700", info.Mode().Perm(), err)
+	}
+}
+
+// TestDiskCache_untrusted damages a good entry in each way a stale or
+// corrupt file can be wrong; each must be rejected, recompiled, and
+// replaced by a good entry that the next engine uses.
+func TestDiskCache_untrusted(t *testing.T) {
+	wasm := wasiEcho(t)
+	damage := map[string]func(t *testing.T, data []byte) []byte{
+		"flippedPayloadByte": func(_ *testing.T, data []byte) []byte {
+			data[len(data)-100] ^= 0xff
+			return data
+		},
+		"truncated": func(_ *testing.T, data []byte) []byte { return data[:len(data)/2] },
+		"empty":     func(_ *testing.T, data []byte) []byte { return nil },
+		"badMagic": func(_ *testing.T, data []byte) []byte {
+			return append([]byte("blockhost-wasmtime-cache 0"), data[len(cacheMagic):]...)
+		},
+		// An entry written under other settings or by another version: the
+		// key in its header is not the expected one.
+		"staleKey": func(t *testing.T, data []byte) []byte {
+			i := bytes.Index(data, []byte("\nkey "))
+			j := bytes.Index(data[i+1:], []byte("\n"))
+			if i < 0 || j < 0 {
+				t.Fatal("no key line")
+			}
+			return append(append(append([]byte{}, data[:i+1]...), "key wasmtime-go v38.0.0; other settings"...), data[i+1+j:]...)
+		},
+		// Header and checksum agree, but the payload is not wasmtime's:
+		// deserialization must fail and the module be compiled.
+		"foreignPayload": func(t *testing.T, data []byte) []byte {
+			i := bytes.Index(data, []byte("\nkey "))
+			j := bytes.Index(data[i+1:], []byte("\n"))
+			key := string(data[i+5 : i+1+j])
+			return encodeEntry(key, []byte("\x7fELF not a wasmtime artifact"))
+		},
+	}
+	for name, f := range damage {
+		t.Run(name, func(t *testing.T) {
+			dir := t.TempDir()
+			echoRuns(t, newCachedEngine(t, dir), wasm)
+			path := entryPath(t, dir)
+			data, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(path, f(t, bytes.Clone(data)), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			e := newCachedEngine(t, dir)
+			echoRuns(t, e, wasm)
+			if got := cacheCounts(e); got != [4]int64{0, 0, 1, 0} {
+				t.Fatalf("damaged entry: hits, misses, rejected, write errors = %v", got)
+			}
+			repaired, err := os.ReadFile(path)
+			if err != nil || !bytes.Equal(repaired, data) {
+				// Compilation is deterministic: the replacement is the same
+				// good entry.
+				t.Errorf("entry not replaced by a good one (%v)", err)
+			}
+			next := newCachedEngine(t, dir)
+			echoRuns(t, next, wasm)
+			if got := cacheCounts(next); got != [4]int64{1, 0, 0, 0} {
+				t.Fatalf("after repair: hits, misses, rejected, write errors = %v", got)
+			}
+		})
+	}
+}
+
+// TestDiskCache_keyedBySettings: an engine under other settings neither
+// finds nor overwrites another's entry.
+func TestDiskCache_keyedBySettings(t *testing.T) {
+	dir, wasm := t.TempDir(), wasiEcho(t)
+	echoRuns(t, newCachedEngine(t, dir), wasm)
+	other := newCachedEngine(t, dir)
+	other.cache.key += ";other"
+	echoRuns(t, other, wasm)
+	if got := cacheCounts(other); got != [4]int64{0, 1, 0, 0} {
+		t.Fatalf("hits, misses, rejected, write errors = %v", got)
+	}
+	m, _ := filepath.Glob(filepath.Join(dir, "wasmtime-*", "*.cwasm"))
+	if len(m) != 2 {
+		t.Fatalf("entries %v, want two", m)
+	}
+}
+
+func TestDiskCache_unwritable(t *testing.T) {
+	if os.Geteuid() == 0 {
+		t.Skip("root can write anywhere")
+	}
+	dir := t.TempDir()
+	if err := os.Chmod(dir, 0o500); err != nil {
+		t.Fatal(err)
+	}
+	defer os.Chmod(dir, 0o700)
+	e := newCachedEngine(t, dir)
+	echoRuns(t, e, wasiEcho(t))
+	if got := cacheCounts(e); got[3] != 1 {
+		t.Fatalf("hits, misses, rejected, write errors = %v", got)
+	}
+}
+
+// TestDiskCache_notADirectory: a cache path that cannot be a directory
+// costs compilation time, never a failed compile.
+func TestDiskCache_notADirectory(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "file")
+	if err := os.WriteFile(file, []byte("x"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	e := newCachedEngine(t, file)
+	echoRuns(t, e, wasiEcho(t))
+	if got := cacheCounts(e); got[3] != 1 {
+		t.Fatalf("hits, misses, rejected, write errors = %v", got)
+	}
+}
+
+func TestDecodeEntry(t *testing.T) {
+	good := encodeEntry("k", []byte("payload"))
+	if p, err := decodeEntry("k", good); err != nil || string(p) != "payload" {
+		t.Fatalf("good entry: %q, %v", p, err)
+	}
+	for name, data := range map[string][]byte{
+		"otherKey":     encodeEntry("k2", []byte("payload")),
+		"extraByte":    append(append([]byte{}, good...), 'x'),
+		"shortPayload": good[:len(good)-1],
+		"noNewlines":   []byte("blockhost-wasmtime-cache 1"),
+		"badLength":    bytes.Replace(good, []byte(" 7\n"), []byte(" x\n"), 1),
+	} {
+		if _, err := decodeEntry("k", data); err == nil {
+			t.Errorf("%s: accepted", name)
+		}
+	}
+}
+
+// FuzzDecodeEntry: no input makes the decoder panic, and whatever it
+// accepts round-trips.
+func FuzzDecodeEntry(f *testing.F) {
+	f.Add(encodeEntry("k", []byte("payload")))
+	f.Add([]byte("blockhost-wasmtime-cache 1\nkey k\npayload sha256:00 0\n"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		p, err := decodeEntry("k", data)
+		if err == nil && !bytes.Equal(encodeEntry("k", p), data) {
+			t.Fatalf("accepted an entry that does not round-trip: %q", data)
+		}
+	})
+}

@@ -1,0 +1,360 @@
+//go:build cgo
+
+package wasmtime
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"runtime/cgo"
+	"strings"
+	"sync/atomic"
+
+	"github.com/bytecodealliance/wasmtime-go/v39"
+
+	"github.com/blockhost/blockhost/host/engine"
+)
+
+type module struct {
+	e   *Engine
+	mod *wasmtime.Module
+	// info describes the module's memories and whether its memory.grow
+	// failures are recorded (growhook.go); analysed is false when the
+	// module could not be read, and the engine then knows only what the
+	// module exports.
+	info     growInfo
+	analysed bool
+	// memoryExports name every memory, for reading their sizes.
+	memoryExports []string
+	imports       []engine.Import
+	exports       []engine.Export
+	minPages      uint32
+	hasMemory     bool
+}
+
+var _ engine.Module = (*module)(nil)
+
+func (m *module) noteMemory(mt *wasmtime.MemoryType) {
+	m.minPages, m.hasMemory = uint32(min(mt.Minimum(), 65536)), true
+}
+
+func (m *module) Imports() []engine.Import { return m.imports }
+func (m *module) Exports() []engine.Export { return m.exports }
+func (m *module) MinMemoryPages() (uint32, bool) {
+	return m.minPages, m.hasMemory
+}
+
+func (m *module) Close(context.Context) error {
+	m.e.mu.Lock()
+	defer m.e.mu.Unlock()
+	if _, ok := m.e.modules[m]; ok {
+		delete(m.e.modules, m)
+		m.mod.Close()
+	}
+	return nil
+}
+
+const (
+	pageSize = 65536
+	maxLimit = 65536 * pageSize
+)
+
+// run is the state of one Module.Run, kept in the store's data so that
+// host functions and the WASI overrides find the run's context.
+type run struct {
+	ctx context.Context
+	c   cRun
+	// mem is the instance's exported memory, once instantiation returned.
+	mem *wasmtime.Memory
+	// slept is set when a WASI sleep ended because the context did.
+	slept atomic.Bool
+	// trampoline calls WASI's own functions for the engine's (wasi.go).
+	trampoline *wasmtime.Instance
+}
+
+// memoryOf returns the calling instance's exported memory, or nil.
+func (r *run) memoryOf(c *wasmtime.Caller) *memory {
+	mem := r.mem
+	if mem == nil {
+		ex := c.GetExport(memoryExport)
+		if ex == nil {
+			return nil
+		}
+		if mem = ex.Memory(); mem == nil {
+			return nil
+		}
+	}
+	return &memory{b: mem.UnsafeData(c)}
+}
+
+const memoryExport = "memory"
+
+// Run implements engine.Module.
+func (m *module) Run(ctx context.Context, cfg engine.RunConfig) (res engine.RunResult, err error) {
+	limit := cfg.MemoryLimit
+	if limit == 0 || limit > maxLimit {
+		limit = maxLimit
+	}
+	if m.hasMemory && uint64(m.minPages)*pageSize > limit {
+		res.MemoryLimitHit = true
+		return res, nil
+	}
+	for _, mi := range m.info.memories {
+		if mi.minBytes() > limit {
+			res.MemoryLimitHit = true
+			return res, nil
+		}
+	}
+	if ctx.Err() != nil {
+		return res, engine.ErrInterrupted
+	}
+	if m.e.slots != nil {
+		select {
+		case m.e.slots <- struct{}{}:
+			defer func() { <-m.e.slots }()
+		case <-ctx.Done():
+			return res, engine.ErrInterrupted
+		}
+	}
+	var stdin []byte
+	if cfg.Stdin != nil {
+		if stdin, err = io.ReadAll(cfg.Stdin); err != nil {
+			return res, fmt.Errorf("wasmtime: reading standard input: %w", err)
+		}
+	}
+
+	// The handles by which wasmtime's stdout and stderr callbacks reach the
+	// writers outlive the store.
+	streams := [2]io.Writer{cfg.Stdout, cfg.Stderr}
+	var handles [2]cgo.Handle
+	for i, w := range streams {
+		if w != nil {
+			handles[i] = cgo.NewHandle(w)
+			defer handles[i].Delete()
+		}
+	}
+	r := &run{ctx: ctx, c: newCRun()}
+	defer r.c.free()
+	store := wasmtime.NewStoreWithData(m.e.eng, r)
+	// The store goes before the run state: its epoch callback points into
+	// it.
+	defer store.Close()
+	setupStore(store, r.c)
+	store.Limiter(int64(limit), -1, -1, -1, -1)
+
+	if err := configureWASI(store, cfg, stdin, handles); err != nil {
+		return res, err
+	}
+
+	m.e.begin()
+	defer m.e.end()
+	// When the context ends, the run's flag is set for the epoch callback
+	// and the epoch advanced so that the guest meets it at once. The run
+	// state is freed only once that function is done with it.
+	fired := make(chan struct{})
+	stop := context.AfterFunc(ctx, func() {
+		defer close(fired)
+		r.c.stop()
+		m.e.interrupt()
+	})
+	defer func() {
+		if !stop() {
+			<-fired
+		}
+	}()
+	var inst *wasmtime.Instance
+	defer func() {
+		res.PeakMemory, res.MemoryLimitHit = m.memoryUsage(store, inst, limit)
+	}()
+
+	inst, err = m.e.linker.Instantiate(store, m.mod)
+	if err != nil {
+		return m.classify(r, res, err)
+	}
+	if ex := inst.GetExport(store, memoryExport); ex != nil {
+		r.mem = ex.Memory()
+	}
+	for _, name := range cfg.Entry {
+		fn := inst.GetFunc(store, name)
+		if fn == nil {
+			return res, fmt.Errorf("wasmtime: entry point %q is not exported", name)
+		}
+		if _, err := fn.Call(store); err != nil {
+			return m.classify(r, res, err)
+		}
+		if r.slept.Load() {
+			return m.classify(r, res, errSleepCut)
+		}
+	}
+	return res, nil
+}
+
+// configureWASI gives the store its WASI state: argv, environment,
+// standard streams and preopened directories.
+func configureWASI(store *wasmtime.Store, cfg engine.RunConfig, stdin []byte, streams [2]cgo.Handle) error {
+	wasi := newWASIConfig()
+	defer wasi.close()
+	if err := wasi.argv(cfg.Args); err != nil {
+		return err
+	}
+	names, values := make([]string, len(cfg.Env)), make([]string, len(cfg.Env))
+	for i, kv := range cfg.Env {
+		names[i], values[i], _ = strings.Cut(kv, "=")
+	}
+	if err := wasi.env(names, values); err != nil {
+		return err
+	}
+	wasi.stdin(stdin)
+	if streams[0] != 0 {
+		wasi.stdout(uintptr(streams[0]))
+	}
+	if streams[1] != 0 {
+		wasi.stderr(uintptr(streams[1]))
+	}
+	for _, d := range cfg.Dirs {
+		// wasmtime's WASI can only preopen host directories: it reaches
+		// them itself, not through d.FS, and enforces read-only through
+		// its directory and file permissions.
+		if d.HostDir == "" {
+			return fmt.Errorf("wasmtime: directory %s has no host path; this engine cannot serve it", d.GuestPath)
+		}
+		if err := wasi.preopen(d.HostDir, d.GuestPath, !d.ReadOnly); err != nil {
+			return err
+		}
+	}
+	return wasi.apply(store)
+}
+
+// memoryUsage reads, after a run, the largest size a memory reached (its
+// size now: memory never shrinks) and whether a memory.grow was refused
+// for asking past limit. Without an instance (instantiation failed) it
+// reports the initial sizes.
+func (m *module) memoryUsage(store *wasmtime.Store, inst *wasmtime.Instance, limit uint64) (peak uint64, hit bool) {
+	for _, mi := range m.info.memories {
+		peak = max(peak, mi.minBytes())
+	}
+	if inst == nil {
+		if !m.analysed && m.hasMemory {
+			peak = uint64(m.minPages) * pageSize
+		}
+		return peak, false
+	}
+	names := m.memoryExports
+	if !m.analysed {
+		names = []string{memoryExport}
+	}
+	for _, name := range names {
+		if ex := inst.GetExport(store, name); ex != nil {
+			if mem := ex.Memory(); mem != nil {
+				peak = max(peak, uint64(mem.DataSize(store)))
+			}
+		}
+	}
+	if m.info.hooked {
+		if ex := inst.GetExport(store, refusedExport); ex != nil {
+			if g := ex.Global(); g != nil {
+				hit = uint64(g.Get(store).I64()) > limit
+			}
+		}
+	}
+	return peak, hit
+}
+
+var errSleepCut = errors.New("wasmtime: WASI sleep ended by the context")
+
+// classify turns a wasmtime error into the engine contract's terms.
+func (m *module) classify(r *run, res engine.RunResult, err error) (engine.RunResult, error) {
+	if r.c.interrupted() || r.slept.Load() || r.ctx.Err() != nil {
+		// The run was ended by its context (or ended while the context did:
+		// the interruption is what counts).
+		return res, engine.ErrInterrupted
+	}
+	var werr *wasmtime.Error
+	if errors.As(err, &werr) {
+		if code, ok := werr.ExitStatus(); ok {
+			res.Exited, res.ExitCode = true, uint32(code)
+			return res, nil
+		}
+	}
+	var trap *wasmtime.Trap
+	if errors.As(err, &trap) {
+		return res, trapOf(trap)
+	}
+	return res, err
+}
+
+// trapOf describes a trap in the words the wazero engine uses, so that a
+// step's message does not depend on the engine.
+func trapOf(t *wasmtime.Trap) *engine.Trap {
+	if code := t.Code(); code != nil {
+		switch *code {
+		case wasmtime.StackOverflow:
+			return &engine.Trap{Message: "stack overflow", StackOverflow: true}
+		case wasmtime.MemoryOutOfBounds:
+			return &engine.Trap{Message: "out of bounds memory access"}
+		case wasmtime.HeapMisaligned:
+			return &engine.Trap{Message: "unaligned atomic"}
+		case wasmtime.TableOutOfBounds, wasmtime.IndirectCallToNull:
+			return &engine.Trap{Message: "invalid table access"}
+		case wasmtime.BadSignature:
+			return &engine.Trap{Message: "indirect call type mismatch"}
+		case wasmtime.IntegerOverflow:
+			return &engine.Trap{Message: "integer overflow"}
+		case wasmtime.IntegerDivisionByZero:
+			return &engine.Trap{Message: "integer divide by zero"}
+		case wasmtime.BadConversionToInteger:
+			return &engine.Trap{Message: "invalid conversion to integer"}
+		case wasmtime.UnreachableCodeReached:
+			return &engine.Trap{Message: "unreachable"}
+		}
+	}
+	msg := t.Message()
+	msg, _, _ = strings.Cut(msg, "\n")
+	msg = strings.TrimPrefix(msg, "wasm trap: ")
+	return &engine.Trap{Message: msg}
+}
+
+// memory is a guest's linear memory as host functions see it, for the
+// duration of one host call.
+type memory struct{ b []byte }
+
+var _ engine.Memory = (*memory)(nil)
+
+func (m *memory) span(offset, n uint32) ([]byte, bool) {
+	end := uint64(offset) + uint64(n)
+	if end > uint64(len(m.b)) {
+		return nil, false
+	}
+	return m.b[offset:end:end], true
+}
+
+func (m *memory) Read(offset, byteCount uint32) ([]byte, bool) { return m.span(offset, byteCount) }
+
+func (m *memory) Write(offset uint32, v []byte) bool {
+	if uint64(len(v)) > uint64(^uint32(0)) {
+		return false
+	}
+	b, ok := m.span(offset, uint32(len(v)))
+	if ok {
+		copy(b, v)
+	}
+	return ok
+}
+
+func (m *memory) WriteUint32Le(offset, v uint32) bool {
+	b, ok := m.span(offset, 4)
+	if ok {
+		binary.LittleEndian.PutUint32(b, v)
+	}
+	return ok
+}
+
+func (m *memory) WriteUint64Le(offset uint32, v uint64) bool {
+	b, ok := m.span(offset, 8)
+	if ok {
+		binary.LittleEndian.PutUint64(b, v)
+	}
+	return ok
+}

@@ -1,0 +1,77 @@
+// shim.h declares the part of the wasmtime C API (v39) that wasmtime-go
+// does not wrap and this engine needs, and the engine's own C helpers
+// (shim.c). The wasmtime functions are resolved at link time from the
+// libwasmtime.a that wasmtime-go links; their prototypes here follow
+// wasmtime's include/wasi.h, wasmtime/store.h and wasmtime/config.h.
+
+#ifndef BLOCKHOST_WASMTIME_SHIM_H
+#define BLOCKHOST_WASMTIME_SHIM_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+// Opaque wasmtime types.
+typedef struct wasm_config_t wasm_config_t;
+typedef struct wasmtime_store wasmtime_store_t;
+typedef struct wasmtime_context wasmtime_context_t;
+typedef struct wasmtime_error wasmtime_error_t;
+typedef struct wasi_config_t wasi_config_t;
+
+typedef struct bh_byte_vec {
+	size_t size;
+	uint8_t *data;
+} bh_byte_vec;
+
+// bh_run is one run's shared state between Go and C. Go allocates it with
+// bh_run_new and frees it with bh_run_free once the run's store is gone.
+typedef struct bh_run {
+	// stop is set (atomically) by Go when the run's context ends.
+	int stop;
+	// interrupted is set by the epoch callback when it ended the run.
+	int interrupted;
+} bh_run;
+
+bh_run *bh_run_new(void);
+void bh_run_free(bh_run *r);
+void bh_run_stop(bh_run *r);
+int bh_run_interrupted(bh_run *r);
+
+// bh_pool sizes wasmtime's pooling instance allocator (wasmtime.go).
+typedef struct bh_pool {
+	uint32_t instances, memories, tables;
+	uint32_t memories_per_module, tables_per_module;
+	uint32_t warm_slots;
+	size_t max_memory, table_elements, instance_size;
+	size_t keep_memory, keep_table;
+} bh_pool;
+
+// bh_config_pooling makes cfg use the pooling allocator sized by p.
+void bh_config_pooling(wasm_config_t *cfg, const bh_pool *p);
+
+// bh_can_reserve reports whether size bytes of address space can be
+// reserved (and releases them at once).
+bool bh_can_reserve(size_t size);
+
+// bh_store_setup installs the epoch callback of run r on store and sets
+// the first deadline one tick ahead.
+void bh_store_setup(wasmtime_store_t *store, bh_run *r);
+
+// bh_store_context is wasmtime_store_context, for the layout check.
+wasmtime_context_t *bh_store_context(wasmtime_store_t *store);
+
+// bh_wasi_new builds a WASI configuration; bh_wasi_* fill it in;
+// bh_wasi_apply hands it to the store (which takes ownership). Each
+// returns false or an error message on failure.
+wasi_config_t *bh_wasi_new(void);
+void bh_wasi_delete(wasi_config_t *c);
+bool bh_wasi_argv(wasi_config_t *c, size_t n, const char **argv);
+bool bh_wasi_env(wasi_config_t *c, size_t n, const char **names, const char **values);
+void bh_wasi_stdin(wasi_config_t *c, const uint8_t *p, size_t n);
+void bh_wasi_stdout(wasi_config_t *c, uintptr_t handle);
+void bh_wasi_stderr(wasi_config_t *c, uintptr_t handle);
+bool bh_wasi_preopen(wasi_config_t *c, const char *host, const char *guest, bool writable);
+// bh_wasi_apply returns NULL or a message the caller frees with free().
+char *bh_wasi_apply(wasmtime_context_t *ctx, wasi_config_t *c);
+
+#endif

@@ -1,0 +1,511 @@
+//go:build cgo
+
+package wasmtime
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"path/filepath"
+	"runtime"
+	"runtime/debug"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/bytecodealliance/wasmtime-go/v39"
+
+	"github.com/blockhost/blockhost/abi"
+	"github.com/blockhost/blockhost/host/engine"
+)
+
+func init() { engine.Register(Name, New) }
+
+// epochPeriod is how often the engine's ticker advances the epoch while
+// runs are in flight. It bounds how late a run notices that its context
+// ended if the immediate advance on cancellation were missed, and it is the
+// granularity at which each running store calls the engine's epoch
+// callback; at 1 ms that callback costs well under 0.1% of a core per run.
+const epochPeriod = time.Millisecond
+
+// settings describes the wasmtime configuration New applies. It is part of
+// every disk-cache key: code compiled under other settings is never loaded.
+const settings = "epoch-interruption;cranelift-speed;wasi-preview1;grow-hook-1;pooling-1"
+
+// Instances are allocated by wasmtime's pooling allocator: a fixed set of
+// slots reserved when the engine is created, each memory slot a 4 GiB
+// reservation plus guards that is reused from step to step instead of
+// being mapped and unmapped each time, and of which the first 8 MiB stay
+// resident (zeroed rather than returned to the kernel). A fresh-instance
+// step of a Go block costs about 40% less than with wasmtime's default,
+// on-demand allocation, whose time goes mostly to page faults and
+// unmapping (docs/engines.md has the figures).
+//
+// The price is fixed capacity. pool allows 1000 instances, memories and
+// tables at once; a run holds at most two instances (its own and the WASI
+// trampoline's, wasi.go), so at most maxRuns runs hold slots and further
+// runs wait for one, their context's deadline running. A module may define
+// at most 4 memories and 4 tables of up to 2^20 elements. Resident memory
+// kept for reuse is bounded by 32 warm slots of 8 MiB. The reservation is
+// about 4 TiB of address space (New first checks that poolReservation's
+// 5 TiB can be had); where it cannot (a ulimit -v, a small address space),
+// New uses on-demand allocation, without those limits.
+var pool = poolSize{
+	instances: 1000, memories: 1000, tables: 1000,
+	memoriesPerModule: 4, tablesPerModule: 4,
+	warmSlots:     32,
+	maxMemory:     4 << 30,
+	tableElements: 1 << 20,
+	instanceSize:  16 << 20,
+	keepMemory:    8 << 20,
+	keepTable:     64 << 10,
+}
+
+// maxRuns is how many runs may hold pool slots at once.
+const maxRuns = 500
+
+// poolAvailable reports whether the pool's address space can be had; a
+// variable so that tests can take the on-demand path.
+var poolAvailable = func() bool { return canReserve(poolReservation(pool)) }
+
+// poolReservation over-estimates the address space the pool reserves:
+// each memory slot with guards on both sides, each table and instance
+// slot, and a quarter more.
+func poolReservation(p poolSize) uint64 {
+	const guard = 32 << 20
+	n := uint64(p.memories)*(p.maxMemory+2*guard) + uint64(p.tables)*p.tableElements*8 + uint64(p.instances)*p.instanceSize
+	return n + n/4
+}
+
+// Engine is a wasmtime engine with WASI and the host modules linked.
+type Engine struct {
+	eng     *wasmtime.Engine
+	version string
+	cache   *diskCache
+	// pooled is true when instances come from the pooling allocator; slots
+	// then bounds the runs in flight to what the pool holds.
+	pooled bool
+	slots  chan struct{}
+
+	// life is held for reading by Compile and for writing by Close, so
+	// that nothing is compiled on a closed engine.
+	life sync.RWMutex
+	// modules are the modules compiled and not yet closed; Close closes
+	// them, releasing the engine.
+	mu      sync.Mutex
+	modules map[*module]struct{}
+	closed  bool
+
+	// linker resolves every import: WASI preview1, with poll_oneoff
+	// replaced by the engine's own (wasi.go), and the host modules.
+	// wasiLinker has WASI's own functions only, for calls the engine hands
+	// on to them.
+	linker     *wasmtime.Linker
+	wasiLinker *wasmtime.Linker
+	trampoline *wasmtime.Module
+
+	// active counts runs in flight; the ticker advances the epoch only
+	// while it is above zero, and wake tells it a first run began.
+	active    atomic.Int64
+	wake      chan struct{}
+	done      chan struct{}
+	ticker    sync.WaitGroup
+	closeOnce sync.Once
+}
+
+var _ engine.Engine = (*Engine)(nil)
+
+// New creates a wasmtime engine.
+func New(_ context.Context, cfg engine.Config) (engine.Engine, error) {
+	if err := checkLayout(); err != nil {
+		return nil, err
+	}
+	wc, pooled := baseConfig()
+	e := &Engine{
+		eng:     wasmtime.NewEngineWithConfig(wc),
+		version: moduleVersion(),
+		pooled:  pooled,
+		modules: map[*module]struct{}{},
+		wake:    make(chan struct{}, 1),
+		done:    make(chan struct{}),
+	}
+	if pooled {
+		e.slots = make(chan struct{}, maxRuns)
+	}
+	if cfg.CacheDir != "" {
+		e.cache = &diskCache{
+			dir: filepath.Join(cfg.CacheDir, "wasmtime-"+libraryVersion+"-"+runtime.GOARCH+"-"+runtime.GOOS),
+			key: "wasmtime " + libraryVersion + "; wasmtime-go " + e.version + "; " + runtime.GOARCH + "-" + runtime.GOOS + "; " + settings,
+		}
+	}
+	if err := e.checkStore(); err != nil {
+		e.eng.Close()
+		return nil, err
+	}
+	if err := e.link(cfg.HostModules); err != nil {
+		e.eng.Close()
+		return nil, err
+	}
+	e.ticker.Add(1)
+	go e.tick()
+	return e, nil
+}
+
+// BaseConfig returns a new wasmtime configuration with the settings the
+// engine compiles and instantiates with: epoch interruption, Cranelift
+// optimizing for speed, and the pooling allocator where the address space
+// allows. It is there so that a bare wasmtime embedding can be measured
+// against the engine on equal terms, as host/bench_engines_test.go does.
+func BaseConfig() *wasmtime.Config {
+	c, _ := baseConfig()
+	return c
+}
+
+func baseConfig() (c *wasmtime.Config, pooled bool) {
+	c = wasmtime.NewConfig()
+	c.SetEpochInterruption(true)
+	c.SetCraneliftOptLevel(wasmtime.OptLevelSpeed)
+	// wasmtime aborts the process if it cannot reserve the pool, so the
+	// reservation is tried first.
+	if pooled = poolAvailable(); pooled {
+		usePooling(c, pool)
+	}
+	return c, pooled
+}
+
+func (e *Engine) checkStore() error {
+	s := wasmtime.NewStore(e.eng)
+	defer s.Close()
+	return checkStore(s)
+}
+
+func (e *Engine) link(hostModules []engine.HostModule) error {
+	e.wasiLinker = wasmtime.NewLinker(e.eng)
+	if err := e.wasiLinker.DefineWasi(); err != nil {
+		return fmt.Errorf("wasmtime: define WASI: %w", err)
+	}
+	t, err := compileTrampoline(e.eng)
+	if err != nil {
+		return fmt.Errorf("wasmtime: compile the WASI trampoline: %w", err)
+	}
+	e.trampoline = t
+	e.linker = wasmtime.NewLinker(e.eng)
+	if err := e.linker.DefineWasi(); err != nil {
+		return fmt.Errorf("wasmtime: define WASI: %w", err)
+	}
+	e.linker.AllowShadowing(true)
+	if err := e.linker.FuncNew(wasiModule, "poll_oneoff", pollOneoffType(), e.pollOneoff); err != nil {
+		return fmt.Errorf("wasmtime: define poll_oneoff: %w", err)
+	}
+	e.linker.AllowShadowing(false)
+	for _, hm := range hostModules {
+		for _, hf := range hm.Functions {
+			if err := e.linker.FuncNew(hm.Name, hf.Name, funcType(hf.Signature), hostFunc(hf)); err != nil {
+				return fmt.Errorf("wasmtime: define host function %q.%q: %w", hm.Name, hf.Name, err)
+			}
+		}
+	}
+	return nil
+}
+
+const wasiModule = "wasi_snapshot_preview1"
+
+// tick advances the epoch every epochPeriod while runs are in flight. It
+// parks after idleTicks periods with no run, and begin wakes it; while it
+// ticks it does not listen for begin, so that a steady stream of steps
+// costs no wake-up per step.
+func (e *Engine) tick() {
+	defer e.ticker.Done()
+	t := time.NewTicker(epochPeriod)
+	defer t.Stop()
+	for idle := idleTicks; ; {
+		if idle >= idleTicks {
+			t.Stop()
+			select {
+			case <-e.wake:
+			case <-e.done:
+				return
+			}
+			idle = 0
+			t.Reset(epochPeriod)
+		}
+		select {
+		case <-t.C:
+			if e.active.Load() > 0 {
+				e.eng.IncrementEpoch()
+				idle = 0
+			} else {
+				idle++
+			}
+		case <-e.done:
+			return
+		}
+	}
+}
+
+// idleTicks is how many periods without a run the ticker waits before it
+// parks: a second.
+const idleTicks = int(time.Second / epochPeriod)
+
+// begin and end bracket a run for the ticker.
+func (e *Engine) begin() {
+	if e.active.Add(1) == 1 {
+		select {
+		case e.wake <- struct{}{}:
+		default:
+		}
+	}
+}
+
+func (e *Engine) end() { e.active.Add(-1) }
+
+// interrupt advances the epoch now, so that every running store checks
+// its context at its next function entry or loop back-edge.
+func (e *Engine) interrupt() { e.eng.IncrementEpoch() }
+
+// libraryVersion is the version of the wasmtime library that wasmtime-go
+// v39.0.1 links (its include/wasmtime.h, WASMTIME_VERSION); a test checks
+// it against the header.
+const libraryVersion = "39.0.0"
+
+// moduleVersion is the wasmtime-go module's version when the binary
+// records it (test binaries do not).
+func moduleVersion() string {
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		for _, d := range bi.Deps {
+			if d.Path == "github.com/bytecodealliance/wasmtime-go/v39" {
+				if d.Replace != nil {
+					return d.Replace.Version
+				}
+				return d.Version
+			}
+		}
+	}
+	return "v39 (wasmtime " + libraryVersion + ")"
+}
+
+// Name implements engine.Engine.
+func (e *Engine) Name() string { return Name }
+
+// Version implements engine.Engine.
+func (e *Engine) Version() string { return e.version }
+
+// Close implements engine.Engine. It stops the ticker and closes every
+// module the engine compiled, which must not be run afterwards.
+func (e *Engine) Close(context.Context) error {
+	e.closeOnce.Do(func() {
+		e.life.Lock()
+		defer e.life.Unlock()
+		close(e.done)
+		e.ticker.Wait()
+		e.mu.Lock()
+		e.closed = true
+		for m := range e.modules {
+			m.mod.Close()
+		}
+		e.modules = nil
+		e.mu.Unlock()
+		e.linker.Close()
+		e.wasiLinker.Close()
+		e.trampoline.Close()
+		e.eng.Close()
+	})
+	return nil
+}
+
+var errClosed = errors.New("wasmtime: engine closed")
+
+// Compile implements engine.Engine.
+func (e *Engine) Compile(ctx context.Context, wasm []byte) (engine.Module, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, context.Cause(ctx)
+	}
+	e.life.RLock()
+	defer e.life.RUnlock()
+	if e.closed {
+		return nil, errClosed
+	}
+	m := &module{e: e}
+	if e.cache != nil {
+		m.mod = e.cache.load(e.eng, wasm)
+		if m.mod != nil {
+			if _, info, err := hookGrow(wasm, false); err == nil {
+				m.info, m.analysed = info, true
+			}
+		}
+	}
+	if m.mod == nil {
+		src := wasm
+		if hooked, info, err := hookGrow(wasm, true); err == nil {
+			src, m.info, m.analysed = hooked, info, true
+		}
+		mod, err := wasmtime.NewModule(e.eng, src)
+		if err != nil && len(src) != len(wasm) {
+			// The rewrite is meant to keep every valid module valid; should it
+			// not, the module is compiled as it came, limited by the store
+			// limiter alone.
+			src, m.info, m.analysed = wasm, growInfo{}, false
+			mod, err = wasmtime.NewModule(e.eng, src)
+		}
+		if err != nil {
+			return nil, err
+		}
+		m.mod = mod
+		if e.cache != nil && m.analysed {
+			e.cache.store(mod, wasm)
+		}
+	}
+	m.describe()
+	for _, mi := range m.info.memories {
+		m.memoryExports = append(m.memoryExports, mi.export)
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.modules[m] = struct{}{}
+	return m, nil
+}
+
+// describe lists the module's imports and exports, hiding those the
+// rewrite added.
+func (m *module) describe() {
+	for _, it := range m.mod.Imports() {
+		name := ""
+		if n := it.Name(); n != nil {
+			name = *n
+		}
+		im := engine.Import{Module: it.Module(), Name: name}
+		et := it.Type()
+		switch {
+		case et.FuncType() != nil:
+			ft := et.FuncType()
+			im.Kind = engine.KindFunc
+			im.Signature = abi.Signature{Params: abiTypes(ft.Params()), Results: abiTypes(ft.Results())}
+		case et.MemoryType() != nil:
+			im.Kind = engine.KindMemory
+			m.noteMemory(et.MemoryType())
+		case et.TableType() != nil:
+			im.Kind = engine.KindTable
+		default:
+			im.Kind = engine.KindGlobal
+		}
+		m.imports = append(m.imports, im)
+	}
+	for _, xt := range m.mod.Exports() {
+		if xt.Name() == wasiMemoryExport && m.info.exportedMemory {
+			continue
+		}
+		if strings.HasPrefix(xt.Name(), hookExportPrefix) {
+			if xt.Name() == refusedExport {
+				m.info.hooked = true
+			}
+			continue
+		}
+		ex := engine.Export{Name: xt.Name()}
+		et := xt.Type()
+		switch {
+		case et.FuncType() != nil:
+			ex.Kind = engine.KindFunc
+		case et.MemoryType() != nil:
+			ex.Kind = engine.KindMemory
+			m.noteMemory(et.MemoryType())
+		case et.TableType() != nil:
+			ex.Kind = engine.KindTable
+		default:
+			ex.Kind = engine.KindGlobal
+		}
+		m.exports = append(m.exports, ex)
+	}
+}
+
+// abiTypes converts wasmtime value types to the binary encoding abi uses.
+func abiTypes(ts []*wasmtime.ValType) []abi.ValueType {
+	out := make([]abi.ValueType, len(ts))
+	for i, t := range ts {
+		switch t.Kind() {
+		case wasmtime.KindI32:
+			out[i] = abi.I32
+		case wasmtime.KindI64:
+			out[i] = abi.I64
+		case wasmtime.KindF32:
+			out[i] = 0x7d
+		case wasmtime.KindF64:
+			out[i] = 0x7c
+		case wasmtime.KindFuncref:
+			out[i] = 0x70
+		case wasmtime.KindExternref:
+			out[i] = 0x6f
+		default:
+			out[i] = 0x7b // v128
+		}
+	}
+	return out
+}
+
+func valKind(t abi.ValueType) wasmtime.ValKind {
+	switch t {
+	case abi.I64:
+		return wasmtime.KindI64
+	case 0x7d:
+		return wasmtime.KindF32
+	case 0x7c:
+		return wasmtime.KindF64
+	}
+	return wasmtime.KindI32
+}
+
+func funcType(sig abi.Signature) *wasmtime.FuncType {
+	vt := func(ts []abi.ValueType) []*wasmtime.ValType {
+		out := make([]*wasmtime.ValType, len(ts))
+		for i, t := range ts {
+			out[i] = wasmtime.NewValType(valKind(t))
+		}
+		return out
+	}
+	return wasmtime.NewFuncType(vt(sig.Params), vt(sig.Results))
+}
+
+// hostFunc adapts an engine-neutral host function to wasmtime. The run's
+// context and memory come from the store's data.
+func hostFunc(hf engine.HostFunction) func(*wasmtime.Caller, []wasmtime.Val) ([]wasmtime.Val, *wasmtime.Trap) {
+	params, results := hf.Signature.Params, hf.Signature.Results
+	return func(c *wasmtime.Caller, args []wasmtime.Val) ([]wasmtime.Val, *wasmtime.Trap) {
+		r, ok := c.Data().(*run)
+		if !ok {
+			return nil, wasmtime.NewTrap("blockhost: host function called outside a run")
+		}
+		stack := make([]uint64, max(len(params), len(results)))
+		for i, a := range args {
+			switch a.Kind() {
+			case wasmtime.KindI32:
+				stack[i] = uint64(uint32(a.I32()))
+			case wasmtime.KindI64:
+				stack[i] = uint64(a.I64())
+			case wasmtime.KindF32:
+				stack[i] = uint64(math.Float32bits(a.F32()))
+			case wasmtime.KindF64:
+				stack[i] = math.Float64bits(a.F64())
+			}
+		}
+		var mem engine.Memory
+		if m := r.memoryOf(c); m != nil {
+			mem = m
+		}
+		hf.Func(r.ctx, mem, stack)
+		out := make([]wasmtime.Val, len(results))
+		for i, t := range results {
+			switch t {
+			case abi.I64:
+				out[i] = wasmtime.ValI64(int64(stack[i]))
+			case 0x7d:
+				out[i] = wasmtime.ValF32(math.Float32frombits(uint32(stack[i])))
+			case 0x7c:
+				out[i] = wasmtime.ValF64(math.Float64frombits(stack[i]))
+			default:
+				out[i] = wasmtime.ValI32(int32(uint32(stack[i])))
+			}
+		}
+		return out, nil
+	}
+}

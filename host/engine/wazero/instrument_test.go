@@ -1,0 +1,566 @@
+package wazero
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+
+	"github.com/tetratelabs/wazero"
+
+	"github.com/blockhost/blockhost/host/engine"
+	"github.com/blockhost/blockhost/internal/testwasm"
+)
+
+// The tests here read modules with a decoder of their own, written from
+// the WebAssembly binary format rather than from instrument.go, so that
+// they check the rewrite instead of repeating it.
+
+// testModule is one module of the corpus.
+type testModule struct {
+	name string
+	wasm []byte
+}
+
+// watCorpus assembles every .wat fixture of the repository: the host's
+// and the examples'.
+func watCorpus(t testing.TB) []testModule {
+	t.Helper()
+	root := testwasm.ModuleRoot(t)
+	var paths []string
+	for _, pattern := range []string{"host/testdata/*.wat", "examples/*/*.wat"} {
+		m, err := filepath.Glob(filepath.Join(root, pattern))
+		if err != nil {
+			t.Fatal(err)
+		}
+		paths = append(paths, m...)
+	}
+	if len(paths) < 20 {
+		t.Fatalf("found only %d .wat fixtures under %s", len(paths), root)
+	}
+	var out []testModule
+	for _, p := range paths {
+		rel, _ := filepath.Rel(root, p)
+		out = append(out, testModule{name: rel, wasm: testwasm.WAT(t, p)})
+	}
+	return out
+}
+
+func goModule(t testing.TB) testModule {
+	t.Helper()
+	return testModule{name: "examples/hello (Go)", wasm: testwasm.Go(t, filepath.Join(testwasm.ModuleRoot(t), "examples", "hello"))}
+}
+
+type testSection struct {
+	id      byte
+	content []byte
+}
+
+// testULEB decodes an unsigned LEB128 of at most 5 bytes; n is 0 when b
+// does not start with one.
+func testULEB(b []byte) (v uint64, n int) {
+	for i := 0; i < len(b) && i < 5; i++ {
+		v |= uint64(b[i]&0x7f) << (7 * i)
+		if b[i]&0x80 == 0 {
+			return v, i + 1
+		}
+	}
+	return 0, 0
+}
+
+// testSections splits a module into its sections, or reports why it
+// cannot.
+func testSections(wasm []byte) ([]testSection, error) {
+	if len(wasm) < 8 || !bytes.Equal(wasm[:4], []byte("\x00asm")) {
+		return nil, errors.New("no header")
+	}
+	var out []testSection
+	for pos := 8; pos < len(wasm); {
+		id := wasm[pos]
+		size, n := testULEB(wasm[pos+1:])
+		if n == 0 {
+			return nil, errors.New("bad section size")
+		}
+		start := pos + 1 + n
+		if uint64(len(wasm)-start) < size {
+			return nil, errors.New("section past the end")
+		}
+		out = append(out, testSection{id: id, content: wasm[start : start+int(size)]})
+		pos = start + int(size)
+	}
+	return out, nil
+}
+
+// testBody is one function body: its local declarations, including their
+// count, and its instructions.
+type testBody struct {
+	locals, code []byte
+}
+
+func testCodeSection(t testing.TB, content []byte) []testBody {
+	t.Helper()
+	count, n := testULEB(content)
+	if n == 0 {
+		t.Fatal("code section: bad count")
+	}
+	var out []testBody
+	pos := n
+	for range count {
+		size, n := testULEB(content[pos:])
+		if n == 0 || uint64(len(content)-pos-n) < size {
+			t.Fatalf("code section: bad body size at %d", pos)
+		}
+		body := content[pos+n : pos+n+int(size)]
+		pos += n + int(size)
+
+		groups, p := testULEB(body)
+		for range groups {
+			_, m := testULEB(body[p:])
+			p += m
+			typ := body[p]
+			p++
+			if typ == 0x63 || typ == 0x64 { // (ref null? ht): an s33 follows
+				for body[p]&0x80 != 0 {
+					p++
+				}
+				p++
+			}
+		}
+		out = append(out, testBody{locals: body[:p], code: body[p:]})
+	}
+	if pos != len(content) {
+		t.Fatalf("code section: %d bytes after the last body", len(content)-pos)
+	}
+	return out
+}
+
+// plainRuntime is wazero with its default configuration, none of this
+// engine's settings, but for a compilation cache shared by test runs:
+// compiling the Go module takes seconds under -race. wazero decodes and
+// validates a module before it looks in the cache, so a cached module is
+// still checked.
+func plainRuntime(t testing.TB, ctx context.Context) wazero.Runtime {
+	t.Helper()
+	cache, err := wazero.NewCompilationCacheWithDir(filepath.Join(testCacheDir(t), "plain"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rt := wazero.NewRuntimeWithConfig(ctx, wazero.NewRuntimeConfig().WithCompilationCache(cache))
+	t.Cleanup(func() {
+		rt.Close(ctx)
+		cache.Close(ctx)
+	})
+	return rt
+}
+
+// testCacheDir is the compilation cache the tests share across runs,
+// one directory per wazero version. wazero keys its cache by its own
+// version, which it cannot find in a test binary (it reads "dev" for every
+// release), so without the version in the path a wazero upgrade would load
+// code compiled by the old one.
+func testCacheDir(t testing.TB) string {
+	t.Helper()
+	gomod, err := os.ReadFile(filepath.Join(testwasm.ModuleRoot(t), "go.mod"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for line := range strings.SplitSeq(string(gomod), "\n") {
+		if f := strings.Fields(line); len(f) >= 2 && f[0] == "github.com/tetratelabs/wazero" {
+			return filepath.Join(os.TempDir(), "blockhost-test-cache", "wazero-"+f[1])
+		}
+	}
+	t.Fatal("go.mod does not require github.com/tetratelabs/wazero")
+	return ""
+}
+
+// compiles reports whether plain wazero, with none of this engine's
+// settings, compiles wasm.
+func compiles(ctx context.Context, rt wazero.Runtime, wasm []byte) error {
+	cm, err := rt.CompileModule(ctx, wasm)
+	if err != nil {
+		return err
+	}
+	return cm.Close(ctx)
+}
+
+func TestAddEntryChecks_corpus(t *testing.T) {
+	ctx := context.Background()
+	rt := plainRuntime(t, ctx)
+
+	corpus := append(watCorpus(t), goModule(t))
+	var changed, unchanged int
+	for _, m := range corpus {
+		t.Run(m.name, func(t *testing.T) {
+			in := bytes.Clone(m.wasm)
+			out, err := addEntryChecks(in)
+			if err != nil {
+				t.Fatalf("addEntryChecks: %v", err)
+			}
+			if !bytes.Equal(in, m.wasm) {
+				t.Fatal("addEntryChecks modified its input")
+			}
+			if err := compiles(ctx, rt, out); err != nil {
+				t.Fatalf("instrumented module does not compile: %v", err)
+			}
+
+			inSecs, err := testSections(in)
+			if err != nil {
+				t.Fatal(err)
+			}
+			outSecs, err := testSections(out)
+			if err != nil {
+				t.Fatalf("instrumented module: %v", err)
+			}
+			if len(inSecs) != len(outSecs) {
+				t.Fatalf("%d sections, was %d", len(outSecs), len(inSecs))
+			}
+			for i := range inSecs {
+				a, b := inSecs[i], outSecs[i]
+				if a.id != b.id {
+					t.Fatalf("section %d has id %d, was %d", i, b.id, a.id)
+				}
+				if a.id != 10 {
+					if !bytes.Equal(a.content, b.content) {
+						t.Errorf("section %d (id %d) changed", i, a.id)
+					}
+					continue
+				}
+				inBodies, outBodies := testCodeSection(t, a.content), testCodeSection(t, b.content)
+				if len(inBodies) != len(outBodies) {
+					t.Fatalf("%d function bodies, was %d", len(outBodies), len(inBodies))
+				}
+				for j, ib := range inBodies {
+					ob := outBodies[j]
+					if testReachesLoop(ib.code) {
+						if !bytes.Equal(ib.locals, ob.locals) || !bytes.Equal(ib.code, ob.code) {
+							t.Errorf("function %d reaches a loop at once but was changed", j)
+						}
+						unchanged++
+						continue
+					}
+					want := append([]byte{0x03, 0x40, 0x0b}, ib.code...)
+					if !bytes.Equal(ib.locals, ob.locals) || !bytes.Equal(ob.code, want) {
+						t.Errorf("function %d: locals % x code % x, want locals % x code % x",
+							j, ob.locals, head(ob.code), ib.locals, head(want))
+					}
+					changed++
+				}
+			}
+
+			// Every body of the result starts with a loop, so a second pass
+			// changes nothing.
+			again, err := addEntryChecks(out)
+			if err != nil || !bytes.Equal(again, out) {
+				t.Errorf("second pass changed the module (err %v)", err)
+			}
+		})
+	}
+	if changed == 0 || unchanged == 0 {
+		t.Errorf("the corpus exercised %d instrumented and %d untouched functions; want both", changed, unchanged)
+	}
+}
+
+func head(b []byte) []byte { return b[:min(len(b), 8)] }
+
+func TestAddEntryChecks_noCode(t *testing.T) {
+	for _, wasm := range [][]byte{
+		[]byte("\x00asm\x01\x00\x00\x00"),
+		[]byte("\x00asm\x01\x00\x00\x00\x05\x03\x01\x00\x01"), // a memory section only
+		[]byte("\x00asm\x01\x00\x00\x00\x00\x04\x03abc"),      // a custom section only
+	} {
+		out, err := addEntryChecks(wasm)
+		if err != nil || !bytes.Equal(out, wasm) {
+			t.Errorf("addEntryChecks(% x) = % x, %v; want it unchanged", wasm, out, err)
+		}
+	}
+}
+
+// header is the module preamble: magic and version 1.
+const header = "\x00asm\x01\x00\x00\x00"
+
+func TestAddEntryChecks_malformed(t *testing.T) {
+	tests := []struct {
+		name string
+		wasm string
+	}{
+		{"empty", ""},
+		{"short magic", "\x00as"},
+		{"short header", header[:7]},
+		{"wrong magic", "\x01asm\x01\x00\x00\x00"},
+		{"section id without size", header + "\x01"},
+		{"size LEB that never ends", header + "\x01\xff\xff\xff\xff\xff\x00"},
+		{"size LEB cut short", header + "\x01\x80"},
+		{"size LEB over 32 bits", header + "\x01\xff\xff\xff\xff\x7f"},
+		{"size LEB of 2^32, which wraps to 0", header + "\x00\x80\x80\x80\x80\x10"},
+		{"section past the end", header + "\x01\x05\x00"},
+		{"code section past the end", header + "\x0a\x06\x01\x02\x00\x0b"},
+		{"code section without count", header + "\x0a\x00"},
+		{"fewer bodies than counted", header + "\x0a\x04\x02\x02\x00\x0b"},
+		{"body past the section", header + "\x0a\x03\x01\x05\x00"},
+		{"bytes after the last body", header + "\x0a\x05\x01\x02\x00\x0b\xff"},
+		{"body size LEB cut short", header + "\x0a\x02\x01\x80"},
+		{"local group count LEB cut short", header + "\x0a\x03\x01\x01\x80"},
+		{"local group without type", header + "\x0a\x04\x01\x02\x01\x01"},
+		{"local group count past the body", header + "\x0a\x04\x01\x02\x05\x01"},
+		{"ref local with unterminated heap type", header + "\x0a\x06\x01\x04\x01\x01\x63\x80"},
+		{"huge body count", header + "\x0a\x05\xff\xff\xff\xff\x0f"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			in := []byte(tc.wasm)
+			out, err := addEntryChecks(in)
+			if !errors.Is(err, errMalformed) {
+				t.Errorf("error %v, want errMalformed", err)
+			}
+			checkSameSlice(t, in, out)
+		})
+	}
+}
+
+// TestAddEntryChecks_allocationBounded checks that the rewrite of a
+// malformed module allocates in proportion to its bytes, not to the counts
+// it declares.
+func TestAddEntryChecks_allocationBounded(t *testing.T) {
+	in := []byte(header + "\x0a\x05\xff\xff\xff\xff\x0f")
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	if _, err := addEntryChecks(in); !errors.Is(err, errMalformed) {
+		t.Errorf("error %v, want errMalformed", err)
+	}
+	runtime.ReadMemStats(&after)
+	if got := after.TotalAlloc - before.TotalAlloc; got > 1<<20 {
+		t.Errorf("rewriting %d bytes allocated %d bytes", len(in), got)
+	}
+}
+
+// checkSameSlice asserts that out is in itself, not a copy.
+func checkSameSlice(t testing.TB, in, out []byte) {
+	t.Helper()
+	if len(out) != len(in) || (len(in) > 0 && &out[0] != &in[0]) {
+		t.Errorf("returned %d bytes, not the original %d", len(out), len(in))
+	}
+}
+
+// TestAddEntryChecks_truncated cuts real modules at every length: a cut
+// inside a section up to the code section is an error that leaves the
+// bytes alone; a cut between sections is a shorter module, rewritten like
+// any other. (Past the code section the rewrite need not look: the
+// compiler reports a cut there.)
+func TestAddEntryChecks_truncated(t *testing.T) {
+	corpus := watCorpus(t)
+	for _, m := range corpus {
+		secs, err := testSections(m.wasm)
+		if err != nil {
+			t.Fatal(err)
+		}
+		boundaries := map[int]bool{8: true}
+		end, codeEnd := 8, len(m.wasm)
+		for _, s := range secs {
+			_, n := testULEB(m.wasm[end+1:])
+			end += 1 + n + len(s.content)
+			boundaries[end] = true
+			if s.id == 10 {
+				codeEnd = end
+			}
+		}
+		for cut := 0; cut < len(m.wasm); cut++ {
+			in := bytes.Clone(m.wasm[:cut])
+			out, err := addEntryChecks(in)
+			switch {
+			case boundaries[cut]:
+				if err != nil {
+					t.Errorf("%s cut at section boundary %d: %v", m.name, cut, err)
+				}
+			case err != nil:
+				checkSameSlice(t, in, out)
+			case cut < codeEnd:
+				t.Errorf("%s cut at %d, inside a section: no error", m.name, cut)
+			}
+		}
+	}
+}
+
+// maxFuzzLocals bounds the locals of one function in a module the fuzz
+// test hands to wazero.
+const maxFuzzLocals = 50000
+
+// compilable reports whether plain wazero compiles wasm, asking only about
+// modules that wabt's wasm-validate accepts, in a process of its own, and
+// whose functions declare at most maxFuzzLocals locals each. wazero
+// v1.12.0 sizes its tables by counts read from the module before it checks
+// them against the bytes there are: a module of fifteen bytes whose code
+// section counts 2^32-1 bodies ends the process with "fatal error: out of
+// memory", and so do a huge count in the name section or in a function's
+// locals. That is wazero's to fix (reported with these tests); the fuzz
+// test is after faults of the rewrite, so it keeps such modules away from
+// wazero.
+func compilable(t *testing.T, ctx context.Context, rt wazero.Runtime, validate string, wasm []byte) bool {
+	t.Helper()
+	if !fewLocals(wasm) {
+		return false
+	}
+	cmd := exec.Command(validate, "--enable-all", "/dev/stdin")
+	cmd.Stdin = bytes.NewReader(wasm)
+	if err := cmd.Run(); err != nil {
+		var exit *exec.ExitError
+		if !errors.As(err, &exit) {
+			t.Fatalf("wasm-validate: %v", err)
+		}
+		return false
+	}
+	return compiles(ctx, rt, wasm) == nil
+}
+
+// fewLocals reports whether every function body of wasm that can be read
+// declares at most maxFuzzLocals locals.
+func fewLocals(wasm []byte) bool {
+	secs, err := testSections(wasm)
+	if err != nil {
+		return true // wasm-validate refuses it
+	}
+	for _, s := range secs {
+		if s.id != 10 {
+			continue
+		}
+		count, n := testULEB(s.content)
+		pos := n
+		for range min(count, uint64(len(s.content))) {
+			size, n := testULEB(s.content[pos:])
+			if n == 0 || uint64(len(s.content)-pos-n) < size {
+				return true
+			}
+			body := s.content[pos+n : pos+n+int(size)]
+			pos += n + int(size)
+			groups, p := testULEB(body)
+			var sum uint64
+			for range min(groups, uint64(len(body))) {
+				num, m := testULEB(body[p:])
+				if m == 0 {
+					break
+				}
+				sum += num
+				p += m + 1
+				if p > len(body) {
+					break
+				}
+			}
+			if sum > maxFuzzLocals {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+func FuzzAddEntryChecks(f *testing.F) {
+	for _, m := range watCorpus(f) {
+		f.Add(m.wasm)
+	}
+	f.Add([]byte(header + "\x0a\x05\xff\xff\xff\xff\x0f"))
+	validate, err := exec.LookPath("wasm-validate")
+	if err != nil {
+		f.Fatal("wasm-validate not found: install wabt (apt-get install wabt)")
+	}
+	ctx := context.Background()
+	rt := wazero.NewRuntime(ctx)
+	f.Cleanup(func() { rt.Close(ctx) })
+
+	f.Fuzz(func(t *testing.T, wasm []byte) {
+		in := bytes.Clone(wasm)
+		out, err := addEntryChecks(in)
+		if !bytes.Equal(in, wasm) {
+			t.Fatal("addEntryChecks modified its input")
+		}
+		if err != nil {
+			checkSameSlice(t, in, out)
+		}
+		if !compilable(t, ctx, rt, validate, wasm) {
+			return
+		}
+		if err != nil {
+			t.Fatalf("wazero compiles the module but addEntryChecks refused it: %v", err)
+		}
+		if cerr := compiles(ctx, rt, out); cerr != nil {
+			t.Fatalf("wazero compiles the module but not its instrumented form: %v", cerr)
+		}
+	})
+}
+
+// TestPrecheck_liesAboutCounts: modules whose declared counts exceed their
+// bytes are refused before wazero sizes anything from them.
+func TestPrecheck_liesAboutCounts(t *testing.T) {
+	for name, wasm := range map[string][]byte{
+		"codeCount":  []byte("\x00asm\x01\x00\x00\x00\x0a\x05\xff\xff\xff\xff\x0f"),
+		"typeCount":  []byte("\x00asm\x01\x00\x00\x00\x01\x05\xff\xff\xff\xff\x0f"),
+		"manyLocals": []byte("\x00asm\x01\x00\x00\x00\x0a\x09\x01\x07\x01\xff\xff\xff\xff\x0f\x7f"),
+		"nameCount":  []byte("\x00asm\x01\x00\x00\x00\x00\x0c\x04name\x01\x05\xff\xff\xff\xff\x0f"),
+	} {
+		t.Run(name, func(t *testing.T) {
+			if err := precheck(wasm); err == nil {
+				t.Fatal("precheck accepted a module that lies about its counts")
+			}
+			f, _ := engine.Lookup(Name)
+			e, err := f(context.Background(), engine.Config{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer e.Close(context.Background())
+			if _, err := e.Compile(context.Background(), wasm); err == nil {
+				t.Fatal("Compile accepted the module")
+			}
+		})
+	}
+	ok := testwasm.WAT(t, filepath.Join(testwasm.ModuleRoot(t), "host", "testdata", "echo.wat"))
+	if err := precheck(ok); err != nil {
+		t.Fatalf("precheck refused a valid module: %v", err)
+	}
+}
+
+// testReachesLoop is the test's own statement of the rule: the body's
+// instructions, up to its first loop, are all of the kinds that can neither
+// branch, call, return nor trap, and there are at most 16 of them.
+func testReachesLoop(code []byte) bool {
+	safe := map[byte]int{0x01: 0, 0x20: 1, 0x21: 1, 0x22: 1, 0x23: 1, 0x24: 1, 0x41: 1, 0x42: 1}
+	for i, n := 0, 0; i < len(code) && n < 16; n++ {
+		op := code[i]
+		i++
+		if op == 0x03 {
+			return true
+		}
+		if op == 0x02 {
+			if i < len(code) && (code[i] == 0x40 || (code[i] >= 0x7b && code[i] <= 0x7f) || code[i] == 0x70 || code[i] == 0x6f) {
+				i++
+				continue
+			}
+			return false
+		}
+		leb, ok := safe[op]
+		if !ok {
+			return false
+		}
+		for ; leb > 0 && i < len(code); i++ {
+			if code[i]&0x80 == 0 {
+				leb = 0
+			}
+		}
+	}
+	return false
+}
+
+// TestReachesLoop_goModule: the Go compiler's function prologue reaches
+// its loop at once, so a Go-built module is left almost untouched.
+func TestReachesLoop_goModule(t *testing.T) {
+	wasm := testwasm.Go(t, filepath.Join(testwasm.ModuleRoot(t), "examples", "hello"))
+	out, err := addEntryChecks(wasm)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if grown := len(out) - len(wasm); grown > len(wasm)/1000 {
+		t.Errorf("instrumenting a Go module added %d bytes to %d", grown, len(wasm))
+	}
+}

@@ -1,0 +1,127 @@
+package fscap
+
+import (
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+)
+
+// Caps on the records one session writes, so that a block probing paths in
+// a loop cannot flood the host's log. What is over a cap is counted and
+// reported once when the session closes.
+const (
+	maxOpRecords     = 1000 // debug records of completed operations
+	maxDenialRecords = 200  // warn records of refusals and abandoned operations
+)
+
+// opLog writes a session's file operation records.
+type opLog struct {
+	l hclog.Logger
+
+	mu             sync.Mutex
+	ops, denials   int
+	droppedOps     int
+	droppedDenials int
+}
+
+func newOpLog(l hclog.Logger) *opLog { return &opLog{l: l.Named("fs")} }
+
+// fields are the fields every record carries. The step's own fields
+// (step_id, block) come with the logger.
+func fields(o *op, extra ...any) []any {
+	grant := ""
+	if o.g != nil {
+		grant = o.g.Name
+	}
+	f := []any{"op", o.name, "grant", grant, "path", logPath(o.path), "bytes", o.bytes,
+		"ms", float64(time.Since(o.start).Microseconds()) / 1000}
+	if o.via != "" {
+		f = append(f, "via", o.via)
+	}
+	return append(f, extra...)
+}
+
+// logPath keeps paths with control or odd bytes readable and unambiguous
+// in a text log.
+func logPath(p string) string {
+	if printable(p) {
+		return p
+	}
+	return strconv.Quote(p)
+}
+
+func (l *opLog) done(o *op) {
+	if !l.l.IsDebug() {
+		return
+	}
+	l.mu.Lock()
+	ok := l.ops < maxOpRecords
+	if ok {
+		l.ops++
+	} else {
+		l.droppedOps++
+	}
+	l.mu.Unlock()
+	if ok {
+		l.l.Debug("file operation", fields(o)...)
+	}
+}
+
+func (l *opLog) failed(o *op, e *Error) {
+	warn := false
+	switch e.Class {
+	case ErrPermission, ErrQuota, ErrInvalidPath, ErrTimeout, ErrUnavailable:
+		warn = true
+	}
+	if !warn {
+		if l.l.IsDebug() {
+			l.mu.Lock()
+			ok := l.ops < maxOpRecords
+			if ok {
+				l.ops++
+			} else {
+				l.droppedOps++
+			}
+			l.mu.Unlock()
+			if ok {
+				l.l.Debug("file operation failed", fields(o, "error", e.Error())...)
+			}
+		}
+		return
+	}
+	l.mu.Lock()
+	ok := l.denials < maxDenialRecords
+	if ok {
+		l.denials++
+	} else {
+		l.droppedDenials++
+	}
+	l.mu.Unlock()
+	if !ok {
+		return
+	}
+	msg := "file operation denied"
+	switch e.Class {
+	case ErrQuota:
+		msg = "file operation refused by a quota"
+	case ErrTimeout:
+		msg = "file operation timed out"
+		if o.tr.pending != nil {
+			msg = "file operation abandoned"
+		}
+	case ErrUnavailable:
+		msg = "file operation unavailable"
+	}
+	l.l.Warn(msg, fields(o, "error", e.Error(), "abandoned_now", Abandoned())...)
+}
+
+// summary reports records dropped by the caps.
+func (l *opLog) summary() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.droppedOps > 0 || l.droppedDenials > 0 {
+		l.l.Warn("file operation records dropped by the log caps", "operations", l.droppedOps, "denials", l.droppedDenials)
+	}
+}
