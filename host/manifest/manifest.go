@@ -352,27 +352,6 @@ func (d *decoder) capabilities(blk *hcl.Block, m *Manifest) map[string]string {
 	return nil
 }
 
-// reserved checks that the section for a capability this version does not
-// implement is empty. The section is accepted, rather than being an unknown
-// block, so that manifests written for a later version fail with a message
-// that says what is missing.
-func (d *decoder) reserved(blk *hcl.Block, name string) {
-	// An empty schema makes every attribute and nested block an error,
-	// with its position, in either syntax; only the message is replaced.
-	_, diags := blk.Body.Content(&hcl.BodySchema{})
-	for _, diag := range diags {
-		if diag.Severity != hcl.DiagError {
-			continue
-		}
-		rng := blk.DefRange
-		if diag.Subject != nil {
-			rng = *diag.Subject
-		}
-		d.errorf(rng, "Capability not available",
-			"The %s capability is not available in this version of blockhost; the %s block must be empty.", name, name)
-	}
-}
-
 func (d *decoder) env(expr hcl.Expression) map[string]string {
 	pairs, diags := hcl.ExprMap(expr)
 	if diags.HasErrors() {
