@@ -126,7 +126,10 @@ func (b *Block) Run(ctx context.Context, step Step) (res *abi.StepResult) {
 	}
 	st.finishLog()
 
-	if errors.Is(err, engine.ErrInterrupted) || st.sawEnd {
+	// A step whose context ended before the guest finished is over, however
+	// the guest finished: it may have seen the end through a capability's
+	// call (an HTTP request cut by the deadline) and returned normally.
+	if errors.Is(err, engine.ErrInterrupted) || st.sawEnd || ctx.Err() != nil {
 		b.ended(ctx, res)
 		return res
 	}
