@@ -478,14 +478,21 @@ func (s *step) finish(res *abi.StepResult) {
 	if res.Status == abi.StatusTimeout || res.Status == abi.StatusCancelled {
 		res.Output, res.OutputText, res.OutputBase64 = nil, nil, nil
 	}
+	// The idempotency key is released before the result is published, so
+	// that whoever sees the result and submits the same key again starts a
+	// new step rather than getting the finished ticket back.
+	if k := s.req.IdempotencyKey; k != "" {
+		e.mu.Lock()
+		if e.keys[k] == s.t {
+			delete(e.keys, k)
+		}
+		e.mu.Unlock()
+	}
 	if !s.t.finish(res) {
 		return
 	}
 	e.mu.Lock()
 	delete(e.unfinished, s)
-	if k := s.req.IdempotencyKey; k != "" && e.keys[k] == s.t {
-		delete(e.keys, k)
-	}
 	e.mu.Unlock()
 	pool := s.poolName()
 	e.metrics.steps.WithLabelValues(pool, s.block, string(res.Status), codeLabel(res)).Inc()
