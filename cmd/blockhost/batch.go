@@ -48,10 +48,8 @@ func batchCommand() *cli.Command {
 			&cli.DurationFlag{Name: "timeout", Usage: "attempt timeout of steps that set none (default 30s)"},
 			&cli.DurationFlag{Name: "queue-timeout", Usage: "longest wait for a first attempt (default 1m)"},
 			&cli.StringFlag{Name: "engine", Usage: "WebAssembly engine (default wazero)"},
-			&cli.StringFlag{Name: "cache-dir", Usage: "directory for compiled code (default: the user cache directory)"},
-			&cli.BoolFlag{Name: "no-cache", Usage: "do not keep compiled code on disk"},
 			&cli.BoolFlag{Name: "no-progress", Usage: "no progress bar, even on a terminal"},
-		}, retryFlags()...),
+		}, append(cacheFlags(), retryFlags()...)...),
 		Action: batchAction,
 	}
 }
@@ -228,15 +226,7 @@ func batchAction(c *cli.Context) error {
 		engine: c.String("engine"), runtimes: map[string]*host.Runtime{}, runners: map[string]loaded{},
 		out: bufio.NewWriter(out), byStatus: map[abi.Status]int{}, byCode: map[abi.Code]int{},
 	}
-	switch {
-	case c.Bool("no-cache"):
-	case c.IsSet("cache-dir"):
-		b.cacheDir = c.String("cache-dir")
-	default:
-		if dir, err := os.UserCacheDir(); err == nil {
-			b.cacheDir = filepath.Join(dir, "blockhost")
-		}
-	}
+	b.cacheDir = cacheDir(c)
 	defer func() {
 		for _, rt := range b.runtimes {
 			rt.Close(context.Background())

@@ -41,9 +41,7 @@ func runCommand() *cli.Command {
 			&cli.StringFlag{Name: "manifest", Aliases: []string{"m"}, Usage: "block manifest (HCL, or JSON by .json extension)"},
 			&cli.StringSliceFlag{Name: "env", Usage: "grant the guest an environment variable `KEY=VALUE` (repeatable)"},
 			&cli.StringFlag{Name: "step-id", Usage: "step identifier (default: a new random one)"},
-			&cli.StringFlag{Name: "cache-dir", Usage: "directory for compiled code (default: the user cache directory)"},
-			&cli.BoolFlag{Name: "no-cache", Usage: "do not keep compiled code on disk"},
-		}, optionFlags()...),
+		}, append(cacheFlags(), optionFlags()...)...),
 		Action: runAction,
 	}
 }
@@ -246,16 +244,31 @@ func buildSpec(c *cli.Context) (*runSpec, error) {
 	}
 	spec.input = input
 
+	spec.cacheDir = cacheDir(c)
+	return spec, nil
+}
+
+// cacheFlags are the compiled-code cache flags of run and batch.
+func cacheFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.StringFlag{Name: "cache-dir", Usage: "directory for compiled code (default: the user cache directory)"},
+		&cli.BoolFlag{Name: "no-cache", Usage: "do not keep compiled code on disk"},
+	}
+}
+
+// cacheDir is where compiled code is kept: --cache-dir, nothing with
+// --no-cache, else blockhost's directory in the user cache directory.
+func cacheDir(c *cli.Context) string {
 	switch {
 	case c.Bool("no-cache"):
+		return ""
 	case c.IsSet("cache-dir"):
-		spec.cacheDir = c.String("cache-dir")
-	default:
-		if dir, err := os.UserCacheDir(); err == nil {
-			spec.cacheDir = filepath.Join(dir, "blockhost")
-		}
+		return c.String("cache-dir")
 	}
-	return spec, nil
+	if dir, err := os.UserCacheDir(); err == nil {
+		return filepath.Join(dir, "blockhost")
+	}
+	return ""
 }
 
 func validEnvName(s string) bool {

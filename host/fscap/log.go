@@ -56,17 +56,22 @@ func (l *opLog) done(o *op) {
 	if !l.l.IsDebug() {
 		return
 	}
-	l.mu.Lock()
-	ok := l.ops < maxOpRecords
-	if ok {
-		l.ops++
-	} else {
-		l.droppedOps++
-	}
-	l.mu.Unlock()
-	if ok {
+	if l.admitOp() {
 		l.l.Debug("file operation", fields(o)...)
 	}
+}
+
+// admitOp charges one operation record against the cap, counting it as
+// dropped when the cap is reached.
+func (l *opLog) admitOp() bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.ops < maxOpRecords {
+		l.ops++
+		return true
+	}
+	l.droppedOps++
+	return false
 }
 
 func (l *opLog) failed(o *op, e *Error) {
@@ -76,18 +81,8 @@ func (l *opLog) failed(o *op, e *Error) {
 		warn = true
 	}
 	if !warn {
-		if l.l.IsDebug() {
-			l.mu.Lock()
-			ok := l.ops < maxOpRecords
-			if ok {
-				l.ops++
-			} else {
-				l.droppedOps++
-			}
-			l.mu.Unlock()
-			if ok {
-				l.l.Debug("file operation failed", fields(o, "error", e.Error())...)
-			}
+		if l.l.IsDebug() && l.admitOp() {
+			l.l.Debug("file operation failed", fields(o, "error", e.Error())...)
 		}
 		return
 	}
