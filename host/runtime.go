@@ -3,6 +3,7 @@ package host
 import (
 	"context"
 	"crypto/sha256"
+	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -121,6 +122,7 @@ func NewRuntime(ctx context.Context, cfg RuntimeConfig) (*Runtime, error) {
 	eng, err := factory(ctx, engine.Config{
 		HostModules: []engine.HostModule{hostModule()},
 		CacheDir:    cfg.cacheDir,
+		Logger:      logger,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("host: engine %s: %w", cfg.engine, err)
@@ -178,6 +180,11 @@ func (r *Runtime) compile(ctx context.Context, name string, wasm []byte) (engine
 		close(e.done)
 	}
 	if e.err != nil {
+		var fe *engine.FormatError
+		if errors.As(e.err, &fe) {
+			// The reason says all there is to say: no engine saw the bytes.
+			return nil, &ModuleError{Module: name, Kind: ErrInvalidModule, Detail: fe.Reason}
+		}
 		return nil, &ModuleError{Module: name, Kind: ErrInvalidModule, Detail: "not a valid WebAssembly module", Err: e.err}
 	}
 	return e.mod, nil

@@ -114,7 +114,7 @@ func TestRun_badInput(t *testing.T) {
 	}{
 		{"unknownImport", []string{"run", badimport}, []string{`"blockhost"."nope"`}},
 		{"abiVersion", []string{"run", abiv2}, []string{"ABI v2", "ABI v1"}},
-		{"garbage", []string{"run", junk}, []string{"junk.wasm", "not a valid WebAssembly module"}},
+		{"garbage", []string{"run", junk}, []string{"junk.wasm", `not a WebAssembly module (no \0asm header)`}},
 		{"missingModule", []string{"run", "/nonexistent/x.wasm"}, []string{"/nonexistent/x.wasm"}},
 		{"noModule", []string{"run"}, []string{"no module"}},
 		{"unknownFlag", []string{"run", "--bogus", loop}, []string{"-bogus"}},

@@ -18,6 +18,8 @@ import (
 	"sort"
 	"sync"
 
+	"github.com/hashicorp/go-hclog"
+
 	"github.com/blockhost/blockhost/abi"
 )
 
@@ -51,8 +53,14 @@ type Config struct {
 	// WASI preview1 is provided by the engine itself.
 	HostModules []HostModule
 	// CacheDir, when set, keeps compiled code on disk so that a later process
-	// compiling the same bytes skips compilation.
+	// compiling the same bytes skips compilation. An entry is used only if it
+	// was written for the same module bytes, engine, version and settings
+	// and is whole; a directory that cannot be used turns the cache off.
+	// Neither ever fails a compilation.
 	CacheDir string
+	// Logger receives the engine's warnings, such as a refused cache entry
+	// or an unusable cache directory. Nil discards them.
+	Logger hclog.Logger
 }
 
 // ExternKind is the kind of an import or export.

@@ -27,3 +27,14 @@ func (t *Trap) Error() string { return "wasm trap: " + t.Message }
 // binary built with CGO_ENABLED=0. The error's message says why and what
 // to do instead.
 var ErrUnavailable = errors.New("engine: unavailable in this build")
+
+// FormatError is returned by Engine.Compile when the bytes are not a
+// WebAssembly module the engine can compile, found from their header
+// before the engine sees them: no "\0asm" magic, a binary version other
+// than 1, or a component rather than a core module.
+type FormatError struct {
+	// Reason says what is wrong, for people.
+	Reason string
+}
+
+func (e *FormatError) Error() string { return e.Reason }

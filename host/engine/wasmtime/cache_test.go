@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/blockhost/blockhost/host/engine"
+	"github.com/blockhost/blockhost/host/engine/internal/diskcache"
 	"github.com/blockhost/blockhost/internal/testwasm"
 )
 
@@ -43,7 +44,7 @@ func echoRuns(t *testing.T, e *Engine, wasm []byte) {
 
 func cacheCounts(e *Engine) [4]int64 {
 	c := e.cache
-	return [4]int64{c.hits.Load(), c.misses.Load(), c.rejected.Load(), c.writeErrors.Load()}
+	return [4]int64{c.Hits.Load(), c.Misses.Load(), c.Rejected.Load(), c.WriteErrors.Load()}
 }
 
 func wasiEcho(t *testing.T) []byte {
@@ -53,7 +54,7 @@ func wasiEcho(t *testing.T) []byte {
 // entryPath returns the one cache entry in dir.
 func entryPath(t *testing.T, dir string) string {
 	t.Helper()
-	m, err := filepath.Glob(filepath.Join(dir, "wasmtime-*", "*.cwasm"))
+	m, err := filepath.Glob(filepath.Join(dir, "wasmtime-*", "*"+diskcache.Ext))
 	if err != nil || len(m) != 1 {
 		t.Fatalf("cache entries %v (%v), want one", m, err)
 	}
@@ -90,26 +91,16 @@ func TestDiskCache_untrusted(t *testing.T) {
 		},
 		"truncated": func(_ *testing.T, data []byte) []byte { return data[:len(data)/2] },
 		"empty":     func(_ *testing.T, data []byte) []byte { return nil },
-		"badMagic": func(_ *testing.T, data []byte) []byte {
-			return append([]byte("blockhost-wasmtime-cache 0"), data[len(cacheMagic):]...)
-		},
-		// An entry written under other settings or by another version: the
-		// key in its header is not the expected one.
+		// An entry written under other settings or by another version, or
+		// for another module: the key in its header is not the expected one.
 		"staleKey": func(t *testing.T, data []byte) []byte {
-			i := bytes.Index(data, []byte("\nkey "))
-			j := bytes.Index(data[i+1:], []byte("\n"))
-			if i < 0 || j < 0 {
-				t.Fatal("no key line")
-			}
-			return append(append(append([]byte{}, data[:i+1]...), "key wasmtime-go v38.0.0; other settings"...), data[i+1+j:]...)
+			return diskcache.Encode("blockhost-compile-cache 2; wasmtime-go v38.0.0; other settings", []byte("payload"))
 		},
 		// Header and checksum agree, but the payload is not wasmtime's:
 		// deserialization must fail and the module be compiled.
 		"foreignPayload": func(t *testing.T, data []byte) []byte {
-			i := bytes.Index(data, []byte("\nkey "))
-			j := bytes.Index(data[i+1:], []byte("\n"))
-			key := string(data[i+5 : i+1+j])
-			return encodeEntry(key, []byte("\x7fELF not a wasmtime artifact"))
+			key, _, _ := bytes.Cut(data, []byte("\n"))
+			return diskcache.Encode(string(key), []byte("\x7fELF not a wasmtime artifact"))
 		},
 	}
 	for name, f := range damage {
@@ -150,12 +141,12 @@ func TestDiskCache_keyedBySettings(t *testing.T) {
 	dir, wasm := t.TempDir(), wasiEcho(t)
 	echoRuns(t, newCachedEngine(t, dir), wasm)
 	other := newCachedEngine(t, dir)
-	other.cache.key += ";other"
+	other.cache = &diskCache{diskcache.Open(nil, other.cache.Dir(), "other settings")}
 	echoRuns(t, other, wasm)
 	if got := cacheCounts(other); got != [4]int64{0, 1, 0, 0} {
 		t.Fatalf("hits, misses, rejected, write errors = %v", got)
 	}
-	m, _ := filepath.Glob(filepath.Join(dir, "wasmtime-*", "*.cwasm"))
+	m, _ := filepath.Glob(filepath.Join(dir, "wasmtime-*", "*"+diskcache.Ext))
 	if len(m) != 2 {
 		t.Fatalf("entries %v, want two", m)
 	}
@@ -172,8 +163,8 @@ func TestDiskCache_unwritable(t *testing.T) {
 	defer os.Chmod(dir, 0o700)
 	e := newCachedEngine(t, dir)
 	echoRuns(t, e, wasiEcho(t))
-	if got := cacheCounts(e); got[3] != 1 {
-		t.Fatalf("hits, misses, rejected, write errors = %v", got)
+	if e.cache.On() {
+		t.Fatal("the cache is on in a directory that cannot be written")
 	}
 }
 
@@ -186,38 +177,7 @@ func TestDiskCache_notADirectory(t *testing.T) {
 	}
 	e := newCachedEngine(t, file)
 	echoRuns(t, e, wasiEcho(t))
-	if got := cacheCounts(e); got[3] != 1 {
-		t.Fatalf("hits, misses, rejected, write errors = %v", got)
+	if e.cache.On() {
+		t.Fatal("the cache is on in a directory that cannot be made")
 	}
-}
-
-func TestDecodeEntry(t *testing.T) {
-	good := encodeEntry("k", []byte("payload"))
-	if p, err := decodeEntry("k", good); err != nil || string(p) != "payload" {
-		t.Fatalf("good entry: %q, %v", p, err)
-	}
-	for name, data := range map[string][]byte{
-		"otherKey":     encodeEntry("k2", []byte("payload")),
-		"extraByte":    append(append([]byte{}, good...), 'x'),
-		"shortPayload": good[:len(good)-1],
-		"noNewlines":   []byte("blockhost-wasmtime-cache 1"),
-		"badLength":    bytes.Replace(good, []byte(" 7\n"), []byte(" x\n"), 1),
-	} {
-		if _, err := decodeEntry("k", data); err == nil {
-			t.Errorf("%s: accepted", name)
-		}
-	}
-}
-
-// FuzzDecodeEntry: no input makes the decoder panic, and whatever it
-// accepts round-trips.
-func FuzzDecodeEntry(f *testing.F) {
-	f.Add(encodeEntry("k", []byte("payload")))
-	f.Add([]byte("blockhost-wasmtime-cache 1\nkey k\npayload sha256:00 0\n"))
-	f.Fuzz(func(t *testing.T, data []byte) {
-		p, err := decodeEntry("k", data)
-		if err == nil && !bytes.Equal(encodeEntry("k", p), data) {
-			t.Fatalf("accepted an entry that does not round-trip: %q", data)
-		}
-	})
 }

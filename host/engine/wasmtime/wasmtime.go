@@ -7,8 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"path/filepath"
-	"runtime"
 	"runtime/debug"
 	"strings"
 	"sync"
@@ -135,10 +133,7 @@ func New(_ context.Context, cfg engine.Config) (engine.Engine, error) {
 		e.slots = make(chan struct{}, maxRuns)
 	}
 	if cfg.CacheDir != "" {
-		e.cache = &diskCache{
-			dir: filepath.Join(cfg.CacheDir, "wasmtime-"+libraryVersion+"-"+runtime.GOARCH+"-"+runtime.GOOS),
-			key: "wasmtime " + libraryVersion + "; wasmtime-go " + e.version + "; " + runtime.GOARCH + "-" + runtime.GOOS + "; " + settings,
-		}
+		e.cache = openDiskCache(cfg.Logger, cfg.CacheDir, e.version)
 	}
 	if err := e.checkStore(); err != nil {
 		e.eng.Close()
@@ -322,6 +317,9 @@ func (e *Engine) Compile(ctx context.Context, wasm []byte) (engine.Module, error
 	if err := ctx.Err(); err != nil {
 		return nil, context.Cause(ctx)
 	}
+	if err := engine.CheckHeader(wasm); err != nil {
+		return nil, err
+	}
 	e.life.RLock()
 	defer e.life.RUnlock()
 	if e.closed {
@@ -350,7 +348,7 @@ func (e *Engine) Compile(ctx context.Context, wasm []byte) (engine.Module, error
 			mod, err = wasmtime.NewModule(e.eng, src)
 		}
 		if err != nil {
-			return nil, err
+			return nil, errors.New(trimError(err))
 		}
 		m.mod = mod
 		if e.cache != nil && m.analysed {

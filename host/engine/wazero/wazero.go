@@ -20,6 +20,7 @@ import (
 	"reflect"
 	"runtime/debug"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/tetratelabs/wazero"
@@ -39,8 +40,17 @@ func init() { engine.Register(Name, New) }
 
 // Engine is a wazero runtime with the host modules and WASI instantiated.
 type Engine struct {
-	rt         wazero.Runtime
-	cache      wazero.CompilationCache
+	// rt is the runtime modules are compiled on: through the disk cache
+	// when there is one (cache.go), else plain.
+	rt wazero.Runtime
+	// plain is the runtime without a disk cache, rt itself when there is
+	// no cache, else created when a compilation must bypass the cache.
+	plainMu       sync.Mutex
+	plain         wazero.Runtime
+	runtimeConfig wazero.RuntimeConfig
+	hostModules   []engine.HostModule
+
+	disk       *diskCache
 	baseConfig wazero.ModuleConfig
 	version    string
 }
@@ -49,34 +59,27 @@ var _ engine.Engine = (*Engine)(nil)
 
 // New creates a wazero engine.
 func New(ctx context.Context, cfg engine.Config) (engine.Engine, error) {
-	rc := wazero.NewRuntimeConfig().WithCloseOnContextDone(true)
-	var cache wazero.CompilationCache
+	e := &Engine{
+		runtimeConfig: wazero.NewRuntimeConfig().WithCloseOnContextDone(true),
+		hostModules:   cfg.HostModules,
+		version:       moduleVersion(),
+	}
+	rc := e.runtimeConfig
 	if cfg.CacheDir != "" {
-		c, err := wazero.NewCompilationCacheWithDir(cfg.CacheDir)
-		if err != nil {
-			return nil, fmt.Errorf("wazero: compilation cache in %s: %w", cfg.CacheDir, err)
+		if e.disk = openDiskCache(cfg.Logger, cfg.CacheDir, e.version); e.disk != nil {
+			rc = rc.WithCompilationCache(e.disk.cc)
 		}
-		cache = c
-		rc = rc.WithCompilationCache(c)
 	}
-	rt := wazero.NewRuntimeWithConfig(ctx, rc)
-	e := &Engine{rt: rt, cache: cache, version: moduleVersion()}
-	if _, err := wasi_snapshot_preview1.Instantiate(ctx, rt); err != nil {
-		_ = e.Close(ctx)
-		return nil, fmt.Errorf("wazero: instantiate WASI: %w", err)
+	rt, err := newRuntime(ctx, rc, cfg.HostModules)
+	if err != nil {
+		if e.disk != nil {
+			e.disk.close(ctx)
+		}
+		return nil, err
 	}
-	for _, hm := range cfg.HostModules {
-		b := rt.NewHostModuleBuilder(hm.Name)
-		for _, hf := range hm.Functions {
-			b.NewFunctionBuilder().
-				WithGoModuleFunction(hostFunc(hf.Func), valueTypes(hf.Signature.Params), valueTypes(hf.Signature.Results)).
-				WithName(hf.Name).
-				Export(hf.Name)
-		}
-		if _, err := b.Instantiate(ctx); err != nil {
-			_ = e.Close(ctx)
-			return nil, fmt.Errorf("wazero: instantiate host module %q: %w", hm.Name, err)
-		}
+	e.rt = rt
+	if e.disk == nil {
+		e.plain = rt
 	}
 	// Settings shared by every run; each run adds its streams and sleep.
 	// The name is empty so one compiled module can be instantiated many
@@ -89,6 +92,29 @@ func New(ctx context.Context, cfg engine.Config) (engine.Engine, error) {
 		WithSysNanotime().
 		WithRandSource(rand.Reader)
 	return e, nil
+}
+
+// newRuntime creates a runtime with WASI and the host modules.
+func newRuntime(ctx context.Context, rc wazero.RuntimeConfig, hostModules []engine.HostModule) (wazero.Runtime, error) {
+	rt := wazero.NewRuntimeWithConfig(ctx, rc)
+	if _, err := wasi_snapshot_preview1.Instantiate(ctx, rt); err != nil {
+		_ = rt.Close(ctx)
+		return nil, fmt.Errorf("wazero: instantiate WASI: %w", err)
+	}
+	for _, hm := range hostModules {
+		b := rt.NewHostModuleBuilder(hm.Name)
+		for _, hf := range hm.Functions {
+			b.NewFunctionBuilder().
+				WithGoModuleFunction(hostFunc(hf.Func), valueTypes(hf.Signature.Params), valueTypes(hf.Signature.Results)).
+				WithName(hf.Name).
+				Export(hf.Name)
+		}
+		if _, err := b.Instantiate(ctx); err != nil {
+			_ = rt.Close(ctx)
+			return nil, fmt.Errorf("wazero: instantiate host module %q: %w", hm.Name, err)
+		}
+	}
+	return rt, nil
 }
 
 // hostFunc adapts an engine-neutral host function to wazero.
@@ -131,17 +157,30 @@ func (e *Engine) Version() string { return e.version }
 
 // Compile implements engine.Engine.
 func (e *Engine) Compile(ctx context.Context, wasm []byte) (engine.Module, error) {
+	if err := engine.CheckHeader(wasm); err != nil {
+		return nil, err
+	}
 	if err := precheck(wasm); err != nil {
 		return nil, err
 	}
+	src := wasm
 	if instrumented, err := addEntryChecks(wasm); err == nil {
-		wasm = instrumented
+		src = instrumented
 	}
-	cm, err := e.rt.CompileModule(ctx, wasm)
+	var (
+		cm  wazero.CompiledModule
+		rt  = e.rt
+		err error
+	)
+	if e.disk != nil {
+		cm, rt, err = e.compileCached(ctx, wasm, src)
+	} else {
+		cm, err = rt.CompileModule(ctx, src)
+	}
 	if err != nil {
 		return nil, err
 	}
-	m := &module{e: e, cm: cm}
+	m := &module{rt: rt, base: e.baseConfig, cm: cm}
 	for _, fd := range cm.ImportedFunctions() {
 		mod, name, _ := fd.Import()
 		m.imports = append(m.imports, engine.Import{
@@ -175,14 +214,21 @@ func abiTypes(ts []api.ValueType) []abi.ValueType {
 // Close implements engine.Engine.
 func (e *Engine) Close(ctx context.Context) error {
 	err := e.rt.Close(ctx)
-	if e.cache != nil {
-		err = errors.Join(err, e.cache.Close(ctx))
+	e.plainMu.Lock()
+	if e.plain != nil && e.plain != e.rt {
+		err = errors.Join(err, e.plain.Close(ctx))
+	}
+	e.plainMu.Unlock()
+	if e.disk != nil {
+		err = errors.Join(err, e.disk.close(ctx))
 	}
 	return err
 }
 
 type module struct {
-	e         *Engine
+	// rt is the runtime the module was compiled on, and runs on.
+	rt        wazero.Runtime
+	base      wazero.ModuleConfig
 	cm        wazero.CompiledModule
 	imports   []engine.Import
 	exports   []engine.Export
@@ -225,7 +271,7 @@ func (m *module) Run(ctx context.Context, cfg engine.RunConfig) (res engine.RunR
 		}
 	}()
 
-	mc := m.e.baseConfig.
+	mc := m.base.
 		WithArgs(cfg.Args...).
 		WithNanosleep(func(ns int64) {
 			if !sleep(ctx, ns) {
@@ -249,7 +295,7 @@ func (m *module) Run(ctx context.Context, cfg engine.RunConfig) (res engine.RunR
 		mc = mc.WithFSConfig(fsc)
 	}
 
-	inst, err := m.e.rt.InstantiateModule(ctx, m.cm, mc)
+	inst, err := m.rt.InstantiateModule(ctx, m.cm, mc)
 	if err != nil {
 		return classify(ctx, res, err)
 	}
