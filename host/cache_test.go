@@ -309,3 +309,14 @@ func setfsuidQuery() (int, error) {
 	}
 	return int(r), nil
 }
+
+// TestRuntime_notWasm: bytes that are not a WebAssembly module are refused
+// before any engine sees them, with one line saying so.
+func TestRuntime_notWasm(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, rt *host.Runtime) {
+		_, err := rt.Load(context.Background(), "junk", []byte("#!/bin/sh\necho hi\n"))
+		if !errors.Is(err, host.ErrInvalidModule) || err.Error() != `module junk: not a WebAssembly module (no \0asm header)` {
+			t.Fatalf("%v, want an invalid module with no \\0asm header", err)
+		}
+	})
+}

@@ -28,8 +28,9 @@ func trimError(err error) string {
 			continue
 		}
 		indent := len(line) - len(strings.TrimLeft(line, " \t"))
-		if inCauses && indent > 4 && len(parts) > 0 {
-			// A continuation of the cause above, such as a multi-line value.
+		if inCauses && len(parts) > 0 && (indent > 4 || strings.ContainsAny(trimmed[:1], "]})")) {
+			// A continuation of the cause above: a multi-line value, or the
+			// line that closes it.
 			parts[len(parts)-1] += trimmed
 			continue
 		}
