@@ -14,10 +14,11 @@ WAT2WASM ?= wat2wasm
 BIN      := bin
 
 # BENCHTIME is how long each latency benchmark runs. The interruption
-# benchmark runs a fixed number of steps per iteration and is always run
-# once (-benchtime=1x).
+# benchmarks in ONCE_BENCHES run a fixed batch of steps per iteration and
+# are always run once (-benchtime=1x).
 BENCHTIME  ?= 2s
 BENCHFLAGS ?=
+ONCE_BENCHES := ^Benchmark(Interrupt|EngineSleepTimeout)$$
 
 # Tests build WebAssembly fixtures and compile them under the race
 # detector; on two cores that takes minutes, not seconds.
@@ -45,8 +46,8 @@ test:
 	$(GO) test -race -count=1 -timeout=$(TEST_TIMEOUT) ./...
 
 bench:
-	$(GO) test -run='^$$' -bench=. -skip='^BenchmarkInterrupt$$' -benchtime=$(BENCHTIME) $(BENCHFLAGS) ./host/
-	$(GO) test -run='^$$' -bench='^BenchmarkInterrupt$$' -benchtime=1x $(BENCHFLAGS) ./host/
+	$(GO) test -run='^$$' -bench=. -skip='$(ONCE_BENCHES)' -benchtime=$(BENCHTIME) $(BENCHFLAGS) ./host/
+	$(GO) test -run='^$$' -bench='$(ONCE_BENCHES)' -benchtime=1x $(BENCHFLAGS) ./host/
 	$(GO) test -run='^$$' -bench=. -benchtime=$(BENCHTIME) $(BENCHFLAGS) ./host/executor/
 
 # The Go files gofmt looks at: all of them, testdata included, outside

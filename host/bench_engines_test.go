@@ -10,6 +10,8 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -270,6 +272,73 @@ func BenchmarkEngineInterrupt(b *testing.B) {
 			})
 		}
 	}
+}
+
+// benchSleepSteps steps of examples/sleep run at once in
+// BenchmarkEngineSleepTimeout, each with a timeout of benchSleepTimeout.
+const (
+	benchSleepSteps   = 200
+	benchSleepTimeout = time.Second
+)
+
+// BenchmarkEngineSleepTimeout measures, on every engine, interruption
+// under load: benchSleepSteps steps of examples/sleep (a WASI clock sleep
+// of ten seconds) started at once on one runtime, each with a one-second
+// timeout. It reports p50, p99 and maximum of how late each step ended
+// after its deadline (start + timeout), and the CPU time the whole process
+// spent per batch (getrusage, user + system), in seconds: a guest that is
+// woken again and again after its deadline shows there even when it ends
+// on time. One iteration is the whole batch; `make bench` runs it once.
+func BenchmarkEngineSleepTimeout(b *testing.B) {
+	wasm := testwasm.Go(b, "../examples/sleep")
+	for _, name := range benchEngines(b) {
+		b.Run(name, func(b *testing.B) {
+			blk := benchLoadOn(b, name, "sleep", wasm)
+			step := host.Step{Limits: host.Limits{Timeout: benchSleepTimeout}}
+			var (
+				late []time.Duration
+				cpu  time.Duration
+			)
+			for b.Loop() {
+				lates := make([]time.Duration, benchSleepSteps)
+				statuses := make([]abi.Status, benchSleepSteps)
+				before := benchProcessCPU(b)
+				var wg sync.WaitGroup
+				for i := range benchSleepSteps {
+					wg.Go(func() {
+						start := time.Now()
+						statuses[i] = blk.Run(context.Background(), step).Status
+						lates[i] = time.Since(start) - benchSleepTimeout
+					})
+				}
+				wg.Wait()
+				cpu += benchProcessCPU(b) - before
+				for i, st := range statuses {
+					if st != abi.StatusTimeout {
+						b.Fatalf("step %d: status %q, want timeout", i, st)
+					}
+				}
+				late = append(late, lates...)
+			}
+			slices.Sort(late)
+			b.ReportMetric(0, "ns/op")
+			b.ReportMetric(float64(len(late)), "runs")
+			b.ReportMetric(benchMillis(benchPercentile(late, 50)), "p50-ms")
+			b.ReportMetric(benchMillis(benchPercentile(late, 99)), "p99-ms")
+			b.ReportMetric(benchMillis(late[len(late)-1]), "max-ms")
+			b.ReportMetric(cpu.Seconds()/float64(b.N), "cpu-s/batch")
+		})
+	}
+}
+
+// benchProcessCPU is the CPU time, user and system, the process has
+// used so far.
+func benchProcessCPU(b *testing.B) time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		b.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // benchCacheFiles counts the files under dir, to check that a warm run
