@@ -76,6 +76,11 @@ func (c RuntimeConfig) WithEngine(name string) RuntimeConfig { c.engine = name; 
 
 // WithCacheDir keeps compiled code in dir, so that another process
 // loading the same module skips compilation. Empty means no disk cache.
+// An entry is used only if it was written for the same module bytes by the
+// same engine, version and configuration, and is whole; any other entry is
+// logged as a warning, compiled afresh and replaced. A directory that
+// cannot be used is logged once and the runtime runs without a disk cache:
+// the cache never fails a Load (docs/engines.md, "Compiled code on disk").
 func (c RuntimeConfig) WithCacheDir(dir string) RuntimeConfig { c.cacheDir = dir; return c }
 
 // WithLogger sets the logger that receives the runtime's and the blocks'
