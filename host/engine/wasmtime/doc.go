@@ -36,9 +36,13 @@
 //
 // With engine.Config.CacheDir set, compiled modules are serialized to disk
 // (cache.go): each entry is keyed by the module's SHA-256, the wasmtime
-// version and the engine's settings, and is checked against its header and
-// checksum before use; a stale or corrupt entry is recompiled and
-// replaced, never trusted.
+// version and the engine's settings (the grow-hook rewrite's version
+// included), and is checked against its header and a checksum over the
+// whole entry before use; a stale, foreign or corrupt entry is logged once,
+// recompiled and replaced, never trusted, and a directory that cannot be
+// used turns the cache off with one warning, never failing a compilation.
+// Compile errors are wasmtime's message and causes on one line, without
+// its native backtrace.
 package wasmtime
 
 // Name is the name this engine registers under.

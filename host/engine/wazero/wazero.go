@@ -10,6 +10,11 @@
 // that also returns when the context ends, because wazero's own sleep does
 // not. Linear memory is allocated through an allocator that refuses to grow
 // past the run's memory limit and records the refusal.
+//
+// With a cache directory, compiled code is kept in entries the engine
+// checks before wazero sees them (cache.go): an entry of another module,
+// engine version or configuration, or a damaged one, is never loaded, and
+// neither a bad entry nor an unusable directory ever fails a compilation.
 package wazero
 
 import (
@@ -180,7 +185,7 @@ func (e *Engine) Compile(ctx context.Context, wasm []byte) (engine.Module, error
 	if err != nil {
 		return nil, err
 	}
-	m := &module{rt: rt, base: e.baseConfig, cm: cm}
+	m := &module{e: e, rt: rt, cm: cm}
 	for _, fd := range cm.ImportedFunctions() {
 		mod, name, _ := fd.Import()
 		m.imports = append(m.imports, engine.Import{
@@ -226,9 +231,10 @@ func (e *Engine) Close(ctx context.Context) error {
 }
 
 type module struct {
-	// rt is the runtime the module was compiled on, and runs on.
+	e *Engine
+	// rt is the runtime the module was compiled on, and runs on: e.rt, or
+	// the runtime without a disk cache (cache.go).
 	rt        wazero.Runtime
-	base      wazero.ModuleConfig
 	cm        wazero.CompiledModule
 	imports   []engine.Import
 	exports   []engine.Export
@@ -271,7 +277,7 @@ func (m *module) Run(ctx context.Context, cfg engine.RunConfig) (res engine.RunR
 		}
 	}()
 
-	mc := m.base.
+	mc := m.e.baseConfig.
 		WithArgs(cfg.Args...).
 		WithNanosleep(func(ns int64) {
 			if !sleep(ctx, ns) {
