@@ -16,17 +16,17 @@ import (
 	"github.com/blockhost/blockhost/internal/testwasm"
 )
 
-// buildC builds a C example as make does (Makefile, C_CFLAGS). Without a
+// buildC builds a C file under examples/ as make does (Makefile, C_CFLAGS). Without a
 // clang that targets wasm32-wasi the test is skipped, or fails under
 // CI=true, where .ci/run installs clang, lld and wasi-libc.
-func buildC(t *testing.T, name string) []byte {
+func buildC(t *testing.T, src string) []byte {
 	t.Helper()
 	clang := os.Getenv("CLANG")
 	if clang == "" {
 		clang = "clang"
 	}
-	out := filepath.Join(t.TempDir(), name+".wasm")
-	src := filepath.Join(testwasm.ModuleRoot(t), "examples", name, "main.c")
+	out := filepath.Join(t.TempDir(), "block.wasm")
+	src = filepath.Join(testwasm.ModuleRoot(t), "examples", src)
 	cmd := exec.Command(clang, "--target=wasm32-wasi", "-O2", "-Wall", "-Werror", "-Wl,-z,stack-size=1048576", "-o", out, src)
 	if msg, err := cmd.CombinedOutput(); err != nil {
 		// A compile error in our own source fails everywhere; a missing
@@ -52,7 +52,7 @@ func buildC(t *testing.T, name string) []byte {
 // every engine: JSON output, a permanent error with its code, a log
 // record, and a directory grant honoured read-write and refused read-only.
 func TestCHello(t *testing.T) {
-	wasm := buildC(t, "c-hello")
+	wasm := buildC(t, "c-hello/main.c")
 	for _, name := range engine.Names() {
 		t.Run(name, func(t *testing.T) {
 			rt, err := host.NewRuntime(context.Background(), host.NewRuntimeConfig().WithEngine(name))

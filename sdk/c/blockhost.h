@@ -415,11 +415,16 @@ static inline bh_result bh_http_read_all(bh_http_response *resp, bh_buf *b) {
 	}
 }
 
-/* bh_http_close releases the response and its connection. */
+/*
+ * bh_http_close releases the response and its connection, and frees its
+ * head; resp->status stays.
+ */
 static inline bh_result bh_http_close(bh_http_response *resp) {
 	bh_result r = resp->handle ? bh_host_http_close(resp->handle) : BH_OK;
 	free(resp->head);
-	memset(resp, 0, sizeof *resp);
+	resp->handle = 0;
+	resp->head = NULL;
+	resp->head_len = 0;
 	return r;
 }
 
