@@ -88,16 +88,15 @@ func (b *Block) Run(ctx context.Context, step Step) (res *abi.StepResult) {
 		res.LatencyMS = ms(time.Since(start))
 	}()
 
-	if err := b.checkInput(len(step.Input), lim.Memory); err != nil {
-		res.Status, res.Error = abi.StatusError, err
-		return res
-	}
-
 	ctx, cancel := context.WithTimeoutCause(ctx, lim.Timeout, ErrStepTimeout)
 	defer cancel()
 	ctx = context.WithValue(ctx, stepKey{}, st)
 	if ctx.Err() != nil {
 		b.ended(ctx, res)
+		return res
+	}
+	if err := b.checkInput(len(step.Input), lim.Memory); err != nil {
+		res.Status, res.Error = abi.StatusError, err
 		return res
 	}
 

@@ -40,6 +40,14 @@ func TestBlock_inputOverMemoryShare(t *testing.T) {
 		t.Errorf("usage %+v: want no host calls (the guest never ran) and bytes_in %d", res.Usage, share+1)
 	}
 
+	// Cancellation comes first in the order of deciding (docs/abi.md §6).
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	res = echo.Run(ctx, host.Step{Input: bytes.Repeat([]byte("a"), share+1), Limits: lim})
+	if res.Status != abi.StatusCancelled {
+		t.Errorf("cancelled step with input over the share: %s %+v, want cancelled", res.Status, res.Error)
+	}
+
 	cmd := load(t, rt, "wasiecho") // reads at most 4 KiB of standard input
 	res = cmd.Run(context.Background(), host.Step{Input: bytes.Repeat([]byte("a"), share+1), Limits: lim})
 	if res.Status != abi.StatusSuccess {
