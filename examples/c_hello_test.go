@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/hashicorp/go-hclog"
+
 	"github.com/blockhost/blockhost/abi"
 	"github.com/blockhost/blockhost/host"
 	"github.com/blockhost/blockhost/host/engine"
@@ -55,7 +57,9 @@ func TestCHello(t *testing.T) {
 	wasm := buildC(t, "c-hello/main.c")
 	for _, name := range engine.Names() {
 		t.Run(name, func(t *testing.T) {
-			rt, err := host.NewRuntime(context.Background(), host.NewRuntimeConfig().WithEngine(name))
+			logs := &lockedBuffer{}
+			logger := hclog.New(&hclog.LoggerOptions{Output: logs, JSONFormat: true, Level: hclog.Info})
+			rt, err := host.NewRuntime(context.Background(), host.NewRuntimeConfig().WithEngine(name).WithLogger(logger))
 			if errors.Is(err, engine.ErrUnavailable) {
 				t.Skip(err)
 			}
@@ -74,6 +78,15 @@ func TestCHello(t *testing.T) {
 			res := b.Run(context.Background(), host.Step{Input: []byte(`a"b`)})
 			if res.Status != abi.StatusSuccess || string(res.Output) != `{"greeting":"hello, a\"b"}` {
 				t.Errorf("greeting: %s %s %+v", res.Status, res.Output, res.Error)
+			}
+			var own []map[string]any // the block's records, not the host's
+			for _, r := range logs.records(t, res.StepID) {
+				if r["@module"] == "block" {
+					own = append(own, r)
+				}
+			}
+			if len(own) != 1 || own[0]["@message"] != "greeting" || own[0]["name"] != `a"b` {
+				t.Errorf("block's log records %v, want one: greeting name=a\"b", own)
 			}
 
 			res = b.Run(context.Background(), host.Step{})
