@@ -33,8 +33,17 @@ WAT_EXAMPLES := $(wildcard examples/*/*.wat)
 EXAMPLE_WASM := $(GO_EXAMPLES:%=$(BIN)/examples/%.wasm) \
                 $(patsubst %.wat,$(BIN)/examples/%.wasm,$(notdir $(WAT_EXAMPLES)))
 
+# Every directory under examples/ with a main.c is a C block, built with the
+# header-only C SDK (sdk/c/blockhost.h) when clang can target wasm32-wasi
+# (clang, lld and wasi-libc; .ci/run installs them). wasm-ld's default
+# stack is 64 KiB; C_CFLAGS raise it to 1 MiB.
+CLANG      ?= clang
+C_CFLAGS   ?= --target=wasm32-wasi -O2 -Wall -Werror -Wl,-z,stack-size=1048576
+C_EXAMPLES := $(patsubst examples/%/main.c,%,$(wildcard examples/*/main.c))
+C_WASM     := $(C_EXAMPLES:%=$(BIN)/examples/%.wasm)
+
 .DEFAULT_GOAL := help
-.PHONY: help build test bench check examples demo clean FORCE
+.PHONY: help build test bench check examples c-examples demo clean FORCE
 
 help:
 	@sed -n 's/^#   //p' $(firstword $(MAKEFILE_LIST))
@@ -73,7 +82,18 @@ check:
 	@echo '>>> go mod tidy -diff'
 	@$(GO) mod tidy -diff || { echo 'go.mod/go.sum are not tidy: run go mod tidy'; exit 1; }
 
-examples: $(EXAMPLE_WASM)
+examples: $(EXAMPLE_WASM) c-examples
+
+c-examples:
+	@if printf 'int main(void) { return 0; }\n' | $(CLANG) --target=wasm32-wasi -x c - -o /dev/null 2>/dev/null; then \
+		$(MAKE) --no-print-directory $(C_WASM); \
+	else \
+		echo "skipping C examples ($(C_EXAMPLES)): $(CLANG) cannot target wasm32-wasi; install clang, lld and wasi-libc"; \
+	fi
+
+$(C_WASM): $(BIN)/examples/%.wasm: examples/%/main.c sdk/c/blockhost.h
+	@mkdir -p $(@D)
+	$(CLANG) $(C_CFLAGS) -o $@ $<
 
 # Go's build cache decides whether anything changed, so go build always runs.
 $(GO_EXAMPLES:%=$(BIN)/examples/%.wasm): $(BIN)/examples/%.wasm: FORCE

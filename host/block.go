@@ -95,6 +95,10 @@ func (b *Block) Run(ctx context.Context, step Step) (res *abi.StepResult) {
 		b.ended(ctx, res)
 		return res
 	}
+	if err := b.checkInput(len(step.Input), lim.Memory); err != nil {
+		res.Status, res.Error = abi.StatusError, err
+		return res
+	}
 
 	cfg := engine.RunConfig{
 		Entry:       b.entry,
@@ -120,9 +124,9 @@ func (b *Block) Run(ctx context.Context, step Step) (res *abi.StepResult) {
 	st.close()
 	res.Usage.WallMS = ms(time.Since(runStart))
 	res.Usage.PeakMemoryBytes = rr.PeakMemory
-	cfg.Stderr.(*logWriter).flush()
+	cfg.Stderr.(*logWriter).end()
 	if w, ok := cfg.Stdout.(*logWriter); ok {
-		w.flush()
+		w.end()
 	}
 	st.finishLog()
 
@@ -171,6 +175,41 @@ func (b *Block) Run(ctx context.Context, step Step) (res *abi.StepResult) {
 	}
 	return res
 }
+
+// InputMemoryShare is the share of the memory limit an ABI block's input
+// may take: at most 1/InputMemoryShare of it (docs/abi.md §7). An ABI
+// block must hold its whole input in linear memory (input_read has no
+// offset), and any block that decodes it needs a second copy as large; an
+// input over half the limit cannot be processed, so the step is refused
+// before it starts instead of failing after the guest has filled its
+// memory. A WASI command reads standard input as a stream and has no such
+// bound.
+const InputMemoryShare = 2
+
+// checkInput refuses an ABI block's input that is over its share of the
+// memory limit, naming what raises the limit.
+func (b *Block) checkInput(n int, memory uint64) *abi.Error {
+	if b.kind == kindCommand || uint64(n) <= memory/InputMemoryShare {
+		return nil
+	}
+	return abi.NewError(abi.CodeQuotaExceeded, abi.ClassPermanent, fmt.Sprintf(
+		"input of %s needs more memory than the memory limit of %s: an ABI block's input may be at most 1/%d of it (%s); "+
+			"raise the limit with --memory or the manifest's limits { memory = \"…\" } to at least %s",
+		approxSize(uint64(n)), sizeString(memory), InputMemoryShare, sizeString(memory/InputMemoryShare),
+		sizeString(roundUpMiB(uint64(n)*InputMemoryShare))))
+}
+
+// approxSize is sizeString for sizes that are not whole units: 50000000
+// bytes is "47.7 MiB".
+func approxSize(n uint64) string {
+	if n < 1<<20 || n%(1<<20) == 0 {
+		return sizeString(n)
+	}
+	return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
+}
+
+// roundUpMiB rounds n up to a whole MiB, the unit an operator would write.
+func roundUpMiB(n uint64) uint64 { return (n + 1<<20 - 1) &^ (1<<20 - 1) }
 
 // ended fills in a result for a step whose context ended.
 func (b *Block) ended(ctx context.Context, res *abi.StepResult) {

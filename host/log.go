@@ -134,10 +134,19 @@ func decodeKV(b []byte) ([]string, bool) {
 // logWriter turns a guest's standard stream into log records, one per
 // line, under the same caps as the log host call. It never fails a write:
 // a guest writing to stderr must not break because logging is capped.
+//
+// A stack trace is not logged line by line: from the first line that
+// starts one (see traceStart) to the end of the stream, lines are counted
+// instead, and end logs one record with the count. A Go guest that runs
+// out of memory prints dozens of lines of goroutine dumps; the lines
+// before the dump ("fatal error: out of memory", "panic: …") say what
+// happened and are logged as usual.
 type logWriter struct {
 	st     *stepState
 	stream string
 	buf    []byte
+	// traceLines counts the lines of a stack trace that were not logged.
+	traceLines int
 }
 
 func (w *logWriter) Write(p []byte) (int, error) {
@@ -164,7 +173,36 @@ func (w *logWriter) flush() {
 	}
 	line := w.buf
 	w.buf = w.buf[:0]
+	if w.traceLines > 0 || traceStart(line) {
+		w.traceLines++
+		return
+	}
 	if w.st.admit(min(len(line), maxMessage)) {
 		w.st.log().Info(guestString(line), "stream", w.stream)
 	}
+}
+
+// end logs what is left of the stream once the guest is done, and the
+// count of stack trace lines left out. The count is logged whatever the
+// log caps: it is the host's record, as the count of dropped records is.
+func (w *logWriter) end() {
+	w.flush()
+	if w.traceLines > 0 {
+		w.st.log().Warn("guest stack trace not logged", "stream", w.stream, "lines", w.traceLines)
+	}
+}
+
+// traceStart reports whether a line of a guest's output starts a stack
+// trace: a Go goroutine header ("goroutine 1 [running]:", "goroutine 1
+// gp=0x… m=0 [running]:"), the Go runtime's "runtime stack:" or Rust's
+// "stack backtrace:".
+func traceStart(line []byte) bool {
+	switch {
+	case string(line) == "runtime stack:" || string(line) == "stack backtrace:":
+		return true
+	case bytes.HasPrefix(line, []byte("goroutine ")) && bytes.HasSuffix(line, []byte("]:")):
+		id, _, _ := bytes.Cut(line[len("goroutine "):], []byte(" "))
+		return len(id) > 0 && len(bytes.Trim(id, "0123456789")) == 0
+	}
+	return false
 }

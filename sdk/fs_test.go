@@ -22,7 +22,7 @@ import (
 // fsStep runs fn as a step with dir granted at /data.
 func fsStep(t *testing.T, dir string, ro bool, fn func() error) sdktest.Result {
 	t.Helper()
-	cfg := sdktest.Config{FS: []sdktest.Dir{{GuestPath: "/data", HostDir: dir, ReadOnly: ro}}}
+	cfg := sdktest.Config{FS: []sdktest.Dir{{GuestPath: "/data", HostDir: dir, ReadWrite: !ro}}}
 	return cfg.Call(t, func(context.Context, []byte) ([]byte, error) { return nil, fn() }, nil)
 }
 
@@ -126,7 +126,7 @@ func ExampleFS() {
 		}
 		return nil, sdk.WriteFile("/data/out.txt", []byte(fmt.Sprintf("%d bytes", len(b))))
 	}
-	cfg := sdktest.Config{FS: []sdktest.Dir{{GuestPath: "/data", HostDir: dir}}}
+	cfg := sdktest.Config{FS: []sdktest.Dir{{GuestPath: "/data", HostDir: dir, ReadWrite: true}}}
 	res := cfg.Call(nil, copyUpper, nil)
 	out, _ := os.ReadFile(filepath.Join(dir, "out.txt"))
 	fmt.Println(res.Status, string(out))

@@ -35,13 +35,20 @@ var api = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 	}
 })
 
+// apiStep is a step granted GET and POST to api.example.com, answered by
+// api.
+var apiStep = sdktest.Config{
+	HTTPGrants: []sdktest.HTTPGrant{{Name: "api", Host: "api.example.com", Methods: []string{"GET", "POST"}}},
+	HTTP:       api,
+}
+
 func TestHTTPDo_response(t *testing.T) {
 	var got struct {
 		status        int
 		method, token string
 		body          string
 	}
-	res := sdktest.Config{HTTP: api}.Call(t, func(ctx context.Context, _ []byte) ([]byte, error) {
+	res := apiStep.Call(t, func(ctx context.Context, _ []byte) ([]byte, error) {
 		req := sdk.NewHTTPRequest("POST", "https://api.example.com/echo", strings.NewReader("ping"))
 		req.Header.Set("x-token", "t0k3n")
 		resp, err := sdk.HTTPDo(ctx, req)
@@ -75,7 +82,7 @@ func TestHTTPDo_statusErrors(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.path, func(t *testing.T) {
 			var statusErr error
-			res := sdktest.Config{HTTP: api}.Call(t, func(ctx context.Context, _ []byte) ([]byte, error) {
+			res := apiStep.Call(t, func(ctx context.Context, _ []byte) ([]byte, error) {
 				resp, err := sdk.HTTPGet(ctx, "https://api.example.com"+tc.path)
 				if err != nil {
 					return nil, err
@@ -113,7 +120,7 @@ func TestHTTPDo_denied(t *testing.T) {
 func TestHTTPDo_truncated(t *testing.T) {
 	var body []byte
 	var err error
-	sdktest.Config{HTTP: api}.Call(t, func(ctx context.Context, _ []byte) ([]byte, error) {
+	apiStep.Call(t, func(ctx context.Context, _ []byte) ([]byte, error) {
 		req := sdk.NewHTTPRequest("GET", "https://api.example.com/big", nil)
 		req.MaxResponseBody = 10
 		resp, err2 := sdk.HTTPDo(ctx, req)
@@ -206,7 +213,7 @@ func ExampleHTTPGet() {
 		}
 		return sdk.ReadHTTPBody(resp)
 	}
-	res := sdktest.Config{HTTP: api}.Call(nil, handler, nil)
+	res := apiStep.Call(nil, handler, nil)
 	fmt.Printf("%s %q\n", res.Status, res.Output)
 	// Output:
 	// success "GET "

@@ -236,3 +236,36 @@ func TestJSONHandler_unencodableOutput(t *testing.T) {
 		t.Fatalf("err %+v, want execution_failed", res.Err)
 	}
 }
+
+func TestInput_raw(t *testing.T) {
+	raw := []byte(" {\"name\" : \"ana\"}\n") // decoded, the spacing would be gone
+	var got []byte
+	var gotErr error
+	res := sdktest.Call(t, sdk.JSONHandler(func(_ context.Context, in struct{ Name string }) (string, error) {
+		got, gotErr = sdk.Input()
+		return in.Name, nil
+	}), raw)
+	if res.Status != abi.StatusSuccess || string(res.Output) != `"ana"` {
+		t.Fatalf("got %s %q %v, want success \"ana\"", res.Status, res.Output, res.Err)
+	}
+	if gotErr != nil || string(got) != string(raw) {
+		t.Errorf("sdk.Input() = %q, %v; want %q", got, gotErr, raw)
+	}
+	if _, err := sdk.Input(); !errors.Is(err, sdk.ErrUnavailable) {
+		t.Errorf("sdk.Input() outside a step: %v, want ErrUnavailable", err)
+	}
+}
+
+// Input inside Run is the handler's own slice: a large input is not copied
+// again.
+func TestInput_noCopy(t *testing.T) {
+	same := false
+	sdktest.Call(t, func(_ context.Context, in []byte) ([]byte, error) {
+		raw, err := sdk.Input()
+		same = err == nil && len(raw) == len(in) && &raw[0] == &in[0]
+		return nil, nil
+	}, []byte("input"))
+	if !same {
+		t.Error("sdk.Input() in a handler is not the slice the handler was given")
+	}
+}

@@ -57,6 +57,8 @@ func Run(h Handler) {
 		return
 	}
 	defer cancel()
+	stepInput.Store(&input)
+	defer stepInput.Store(nil)
 
 	defer func() {
 		if p := recover(); p != nil {

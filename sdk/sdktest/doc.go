@@ -11,6 +11,17 @@
 // records a second with bursts of 100, with records over a cap dropped and
 // counted. It checks every log key/value block as the host does.
 //
+// It grants what the host grants by default — nothing — and what a
+// Config grants the way the host would: the handler sees only the
+// environment variables of Config.Env (the process environment is
+// swapped for the step), directories are read-only unless marked
+// ReadWrite, and an HTTP request reaches Config.HTTP only when one of
+// Config.HTTPGrants allows it, matched by scheme, host, port, method and
+// path as the host matches a manifest's grant; any other is denied with
+// the host's detail. A test of this package holds that matching to the
+// host's (package host/httpcap). Names are not resolved: a grant's name
+// that resolves to a private address is the host's business.
+//
 // What it cannot do is interrupt a handler: a native handler that ignores
 // its context's deadline runs until it returns, and the step then ends as
 // timeout. Memory caps and traps belong to WebAssembly and are not

@@ -27,8 +27,10 @@ type Dir struct {
 	GuestPath string
 	// HostDir is the directory on the test's machine.
 	HostDir string
-	// ReadOnly refuses every change under it.
-	ReadOnly bool
+	// ReadWrite allows changes under it. A Dir is read-only by default,
+	// as a grant is on the host (mode = "rw" in a manifest, ":rw" on the
+	// command line, makes one writable).
+	ReadWrite bool
 }
 
 var _ hostcall.FSHost = (*fakeHost)(nil)
@@ -111,7 +113,7 @@ func (h *fakeHost) resolve(op, p string, write bool) (*os.Root, string, abi.Resu
 	switch {
 	case best == nil:
 		return fail(abi.ResultDenied, "permission denied: no directory is granted at this path")
-	case write && best.ReadOnly:
+	case write && !best.ReadWrite:
 		return fail(abi.ResultDenied, "permission denied: the directory is granted read-only")
 	case rel == "":
 		rel = "."

@@ -21,13 +21,17 @@ const DefaultHTTPMaxResponseBody = 10 << 20
 
 var _ hostcall.HTTPHost = (*fakeHost)(nil)
 
-// fakeHTTP is the fake host's HTTP state. Config.HTTP answers every
-// request in process, through httptest.ResponseRecorder; grants, address
-// checks and timeouts are the real host's business and are not simulated
-// here. Status classes, Retry-After, the body cap and the host call
-// results are the host's.
+// fakeHTTP is the fake host's HTTP state. Every request is checked
+// against Config.HTTPGrants as the host checks it (grant.go) and denied
+// when none allows it; Config.HTTP answers the allowed ones in process,
+// through httptest.ResponseRecorder. Names are not resolved, so a name
+// that resolves to a private address on the host is not caught here; the
+// grant's timeouts and caps other than the response body cap are the real
+// host's business. Status classes, Retry-After, the body cap and the host
+// call results are the host's.
 type fakeHTTP struct {
 	handler   http.Handler
+	rules     []grantRule
 	responses map[uint32]*fakeResponse
 	next      uint32
 	lastErr   *abi.Error
@@ -58,9 +62,6 @@ func (h *fakeHost) HTTPRequest(head, body []byte) (uint32, uint32, abi.Result) {
 		h.mu.Unlock()
 		return 0, 0, r
 	}
-	if handler == nil {
-		return fail(abi.ResultDenied, abi.CodePermissionDenied, "no HTTP grants: sdktest.Config.HTTP is nil")
-	}
 	var rh abi.HTTPRequest
 	if err := json.Unmarshal(head, &rh); err != nil {
 		return fail(abi.ResultInvalid, abi.CodeInvalidInput, "request head is not valid JSON: %v", err)
@@ -73,6 +74,20 @@ func (h *fakeHost) HTTPRequest(head, body []byte) (uint32, uint32, abi.Result) {
 	if method == "" {
 		method = http.MethodGet
 	}
+	if u.User != nil {
+		return fail(abi.ResultDenied, abi.CodePermissionDenied, "the URL carries userinfo (user@host); send credentials in a header")
+	}
+	rule, why := matchGrant(h.http.rules, method, u)
+	if rule == nil {
+		return fail(abi.ResultDenied, abi.CodePermissionDenied, "%s", why)
+	}
+	if handler == nil {
+		r := h.httpFail(abi.ResultUnavailable, abi.CodeNetworkError, abi.ClassRetryable,
+			"grant %s allows it, but nothing answers: sdktest.Config.HTTP is nil", rule.Name)
+		h.mu.Unlock()
+		return 0, 0, r
+	}
+	grant := rule.Name
 	req, err := http.NewRequest(method, rh.URL, bytes.NewReader(body))
 	if err != nil {
 		return fail(abi.ResultInvalid, abi.CodeInvalidInput, "%v", err)
@@ -101,7 +116,7 @@ func (h *fakeHost) HTTPRequest(head, body []byte) (uint32, uint32, abi.Result) {
 		URL:           rh.URL,
 		ContentLength: res.ContentLength,
 		BodyLimit:     int64(limit),
-		Grant:         "sdktest",
+		Grant:         grant,
 		Error:         statusError(res.StatusCode, res.Header.Get("Retry-After")),
 	})
 	if h.http.responses == nil {

@@ -5,6 +5,7 @@ package sdktest
 import (
 	"fmt"
 	"net/http"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -28,12 +29,21 @@ type Config struct {
 	// OutputLimit caps the step's output in bytes. Zero means
 	// DefaultOutputLimit.
 	OutputLimit int
-	// HTTP serves the requests the block sends with sdk.HTTPDo, in
-	// process (see http.go). Nil means the step has no HTTP grants and
-	// every request is denied.
+	// Env are the environment variables the step is granted. While the
+	// step runs, the process environment is exactly these, so os.Getenv
+	// in the handler sees what it would see under the host: nothing that
+	// was not granted. Call restores the environment when the step ends.
+	Env map[string]string
+	// HTTPGrants are the step's HTTP grants. A request that no grant
+	// allows is denied with the host's detail, as on the host; none (the
+	// default) denies every request.
+	HTTPGrants []HTTPGrant
+	// HTTP answers, in process, the requests the grants allow (see
+	// http.go). Nil means nothing answers: an allowed request fails with
+	// network_error.
 	HTTP http.Handler
-	// FS are the directories the step is granted (see fs.go). None means
-	// every file operation is denied.
+	// FS are the directories the step is granted (see fs.go), read-only
+	// unless marked ReadWrite. None means every file operation is denied.
 	FS []Dir
 }
 
@@ -100,6 +110,25 @@ func (r Record) String() string {
 	return b.String()
 }
 
+// setEnv makes the process environment exactly env and returns what
+// restores the one before.
+func setEnv(env map[string]string) (restore func()) {
+	saved := os.Environ()
+	os.Clearenv()
+	for k, v := range env {
+		os.Setenv(k, v)
+	}
+	return func() {
+		os.Clearenv()
+		for _, kv := range saved {
+			// A name may start with '=' (Windows' per-drive directories).
+			if i := strings.IndexByte(kv[1:], '='); i >= 0 {
+				os.Setenv(kv[:i+1], kv[i+2:])
+			}
+		}
+	}
+}
+
 // callMu serializes steps: the sdk's host calls are package functions, so
 // one fake host serves the whole process at a time.
 var callMu sync.Mutex
@@ -114,20 +143,33 @@ func Call(t testing.TB, h sdk.Handler, input []byte) Result {
 
 // Call runs one step of h with input through sdk.Run, against a fake host
 // set up as c says, and returns how the step ended. Each log record is
-// also passed to t.Log. t may be nil, as in an Example.
+// also passed to t.Log. t may be nil, as in an Example. A grant of
+// c.HTTPGrants the host would refuse fails the test (panics for a nil t).
 //
-// Steps run one at a time, so tests that call Call may run in parallel.
-// A handler must not call Call.
+// Steps run one at a time, so tests that call Call may run in parallel
+// with each other. While a step runs, the process environment is c.Env
+// (see Config.Env): a test that reads the environment must not run in
+// parallel with one that calls Call. A handler must not call Call.
 func (c Config) Call(t testing.TB, h sdk.Handler, input []byte) (res Result) {
 	if t != nil {
 		t.Helper()
+	}
+	rules, err := compileGrants(c.HTTPGrants)
+	if err != nil {
+		if t != nil {
+			t.Fatal(err)
+		}
+		panic(err)
 	}
 	callMu.Lock()
 	defer callMu.Unlock()
 
 	fh := newFakeHost(c, input)
+	fh.http.rules = rules
+	restoreEnv := setEnv(c.Env)
 	restore := hostcall.Install(fh)
 	func() {
+		defer restoreEnv()
 		defer restore()
 		defer func() { res.Panic = recover() }()
 		sdk.Run(h)
