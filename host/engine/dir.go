@@ -1,6 +1,9 @@
 package engine
 
-import "io/fs"
+import (
+	"io/fs"
+	"time"
+)
 
 // Dir is a directory a WASI guest sees as a preopened directory.
 //
@@ -64,6 +67,16 @@ type DirFS interface {
 	Unlink(name string) error
 	Rename(oldname, newname string) error
 	Readlink(name string) (string, error)
+	// Symlink creates name as a symbolic link to target, which is stored
+	// as given; whether following it stays inside the tree is decided each
+	// time it is followed.
+	Symlink(target, name string) error
+	// Link creates newname as a hard link to oldname (not followed).
+	Link(oldname, newname string) error
+	// SetTimes sets name's access and modification times; a nil time is
+	// left as it is. follow says whether a symbolic link in the last
+	// element is followed.
+	SetTimes(name string, atime, mtime *time.Time, follow bool) error
 }
 
 // DirFile is a file or directory opened through a DirFS. Read and
@@ -77,6 +90,12 @@ type DirFile interface {
 	Stat() (fs.FileInfo, error)
 	ReadDir(n int) ([]fs.DirEntry, error)
 	Truncate(size int64) error
+	// SetTimes sets the file's access and modification times; a nil time
+	// is left as it is.
+	SetTimes(atime, mtime *time.Time) error
+	// SetAppend turns append mode on or off: in append mode every Write
+	// goes to the end of the file.
+	SetAppend(enable bool) error
 	Sync() error
 	Close() error
 }
