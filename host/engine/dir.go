@@ -9,10 +9,8 @@ import (
 //
 // FS is the only way an engine may reach the directory's contents: every
 // path the guest opens under GuestPath is passed to FS, relative to it, and
-// FS alone decides what the name means on the host. An engine must not
-// mount HostDir itself when it can take FS; HostDir is there for an engine
-// whose WASI can only preopen host paths, which then gives up the
-// guarantees FS keeps (docs/capabilities.md says which).
+// FS alone decides what the name means on the host. Engines serve WASI's
+// file functions through package wasip1, which does exactly that.
 type Dir struct {
 	// GuestPath is where the guest sees the directory, such as "/data":
 	// absolute, slash-separated and clean.
@@ -23,9 +21,6 @@ type Dir struct {
 	// directory. FS refuses writes itself; an engine may refuse them
 	// earlier too.
 	ReadOnly bool
-	// HostDir is the directory on the host, for an engine that cannot use
-	// FS.
-	HostDir string
 }
 
 // OpenFlag says how DirFS.OpenFile opens a file.
