@@ -719,3 +719,40 @@ func TestFS_fstest(t *testing.T) {
 		}
 	})
 }
+
+// TestFS_nestedGrants grants /data and /data/cache from two host
+// directories, and / from a third: each path reaches the grant with the
+// longest guest path that holds it, through the host calls and through
+// WASI, on every engine.
+func TestFS_nestedGrants(t *testing.T) {
+	eachEngine(t, func(t *testing.T, e *fsEngine) {
+		root, data, cache := t.TempDir(), t.TempDir(), t.TempDir()
+		grants := []fscap.Grant{
+			{HostDir: root, GuestPath: "/", Name: "root"},
+			{HostDir: data, GuestPath: "/data", Name: "data"},
+			{HostDir: cache, GuestPath: "/data/cache", Name: "cache"},
+		}
+		ops := func(prefix string) []fsOp {
+			return []fsOp{
+				{Op: "write", Path: "/top-" + prefix + ".txt", Data: "r"},
+				{Op: "write", Path: "/data/d-" + prefix + ".txt", Data: "d"},
+				{Op: "write", Path: "/data/cache/c-" + prefix + ".txt", Data: "c"},
+			}
+		}
+		for way, results := range map[string][]fsResult{
+			"sdk":  e.runSDK(t, grants, ops("sdk")),
+			"wasi": e.runWASI(t, grants, ops("wasi")),
+		} {
+			for _, r := range results {
+				if r.Result != "ok" {
+					t.Fatalf("%s: %+v", way, r)
+				}
+			}
+			for dir, name := range map[string]string{root: "top-", data: "d-", cache: "c-"} {
+				if _, err := os.Stat(filepath.Join(dir, name+way+".txt")); err != nil {
+					t.Errorf("%s: %v", way, err)
+				}
+			}
+		}
+	})
+}
