@@ -18,6 +18,7 @@ import (
 
 	"github.com/blockhost/blockhost/abi"
 	"github.com/blockhost/blockhost/host"
+	"github.com/blockhost/blockhost/host/engine"
 	"github.com/blockhost/blockhost/host/fscap"
 	"github.com/blockhost/blockhost/internal/testwasm"
 )
@@ -229,14 +230,14 @@ func stdoutOf(res *abi.StepResult) []byte {
 	return res.OutputBase64
 }
 
-// RunWASICase runs one case through the suite's runtime.
-func (s *Suite) RunWASICase(t testing.TB, c WASICase) error {
+// RunWASICase runs one case through rt.
+func RunWASICase(t testing.TB, rt *host.Runtime, c WASICase) error {
 	t.Helper()
 	wasm, err := os.ReadFile(c.Wasm)
 	if err != nil {
 		return err
 	}
-	b, err := s.rt.Load(context.Background(), filepath.Base(c.Name), wasm)
+	b, err := rt.Load(context.Background(), filepath.Base(c.Name), wasm)
 	if err != nil {
 		return fmt.Errorf("%s: load: %w", c.Name, err)
 	}
@@ -250,10 +251,10 @@ func (s *Suite) RunWASICase(t testing.TB, c WASICase) error {
 
 // RunWASICaseCLI runs one case through the blockhost command bin, as an
 // operator would: `blockhost run --engine E --allow-dir ROOT:/:rw
-// [--env K=V...] CASE.wasm ARGS...`.
-func RunWASICaseCLI(t testing.TB, bin, engineName string, c WASICase) error {
+// [--env K=V...] CASE.wasm ARGS...`, with compiled code kept in cacheDir.
+func RunWASICaseCLI(t testing.TB, bin, engineName, cacheDir string, c WASICase) error {
 	t.Helper()
-	args := []string{"--log-level", "off", "run", "--no-cache", "--engine", engineName, "--timeout", wasiSuiteTimeout.String()}
+	args := []string{"--log-level", "off", "run", "--cache-dir", cacheDir, "--engine", engineName, "--timeout", wasiSuiteTimeout.String()}
 	for _, kv := range c.envList() {
 		args = append(args, "--env", kv)
 	}
@@ -319,7 +320,17 @@ func CLI(t testing.TB) string {
 // the count that passed each way.
 func RunWASISuite(t *testing.T, engineName, bin string) {
 	cases := WASICases(t)
-	s := NewSuite(t, engineName)
+	// One compilation of each case, shared by the runtime and the CLI
+	// through the on-disk cache, keeps the suite to seconds.
+	cacheDir := t.TempDir()
+	rt, err := host.NewRuntime(context.Background(), host.NewRuntimeConfig().WithEngine(engineName).WithCacheDir(cacheDir))
+	if errors.Is(err, engine.ErrUnavailable) {
+		t.Skipf("engine %s: %v", engineName, err)
+	}
+	if err != nil {
+		t.Fatalf("engine %s: %v", engineName, err)
+	}
+	t.Cleanup(func() { rt.Close(context.Background()) })
 	for _, via := range []string{"runtime", "cli"} {
 		if via == "cli" && bin == "" {
 			continue
@@ -330,11 +341,12 @@ func RunWASISuite(t *testing.T, engineName, bin string) {
 			t.Cleanup(func() { t.Logf("%s via %s: %d/%d WASI test suite cases pass", engineName, via, passed, len(cases)) })
 			for _, c := range cases {
 				t.Run(c.Name, func(t *testing.T) {
+					t.Parallel()
 					var err error
 					if via == "cli" {
-						err = RunWASICaseCLI(t, bin, engineName, c)
+						err = RunWASICaseCLI(t, bin, engineName, cacheDir, c)
 					} else {
-						err = s.RunWASICase(t, c)
+						err = RunWASICase(t, rt, c)
 					}
 					if err != nil {
 						t.Error(err)
