@@ -723,20 +723,13 @@ func (c *call) putFilestat(at uint32, info fs.FileInfo) uint16 {
 	b := make([]byte, filestatSize)
 	b[16] = filetypeOf(info.Mode())
 	binary.LittleEndian.PutUint64(b[32:], uint64(info.Size()))
-	mt := uint64(info.ModTime().UnixNano())
-	at64, ct := mt, mt
-	nlink := uint64(1)
-	if st, ok := info.Sys().(*syscall.Stat_t); ok {
-		binary.LittleEndian.PutUint64(b[0:], uint64(st.Dev))
-		binary.LittleEndian.PutUint64(b[8:], st.Ino)
-		nlink = uint64(st.Nlink)
-		at64 = uint64(time.Unix(st.Atim.Unix()).UnixNano())
-		ct = uint64(time.Unix(st.Ctim.Unix()).UnixNano())
-	}
-	binary.LittleEndian.PutUint64(b[24:], nlink)
-	binary.LittleEndian.PutUint64(b[40:], at64)
-	binary.LittleEndian.PutUint64(b[48:], mt)
-	binary.LittleEndian.PutUint64(b[56:], ct)
+	st := sysStat(info)
+	binary.LittleEndian.PutUint64(b[0:], st.dev)
+	binary.LittleEndian.PutUint64(b[8:], st.ino)
+	binary.LittleEndian.PutUint64(b[24:], st.nlink)
+	binary.LittleEndian.PutUint64(b[40:], st.atim)
+	binary.LittleEndian.PutUint64(b[48:], uint64(info.ModTime().UnixNano()))
+	binary.LittleEndian.PutUint64(b[56:], st.ctim)
 	if c.mem == nil || !c.mem.Write(at, b) {
 		return errnoFault
 	}
@@ -900,12 +893,7 @@ func list(d *fdesc) ([]dirent, uint16) {
 	}
 }
 
-func inoOf(info fs.FileInfo) uint64 {
-	if st, ok := info.Sys().(*syscall.Stat_t); ok {
-		return st.Ino
-	}
-	return 0
-}
+func inoOf(info fs.FileInfo) uint64 { return sysStat(info).ino }
 
 // ---- paths ----
 
