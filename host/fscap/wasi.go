@@ -17,17 +17,21 @@ import (
 // the same name checks, quotas, timeouts and logging as the host calls.
 // Only the shape differs, to fit what WASI preview1 asks of a file system:
 //
-//   - a file opened with truncation, or created, is staged: the guest
-//     writes a new file beside the old one, which replaces it when the
-//     guest closes it — or at the end of the run, unless the step timed out
-//     or was cancelled, or a write to it failed;
+//   - a file opened with truncation is staged: the guest writes a new file
+//     beside the old one, which replaces it when the guest closes it — or
+//     at the end of the run, unless the step timed out or was cancelled, or
+//     a write to it failed;
+//   - a new file is created in place, so that its name exists while the
+//     guest writes it, and is removed again on close if a write to it
+//     failed or the step did not finish;
 //   - a file opened for writing without truncation is changed in place, as
 //     WASI requires; such writes are bounded and counted but not atomic;
 //   - a refusal is a WASI error number: EPERM for a path that leads out of
 //     the grant, EROFS for a write under a read-only grant, EIO for a quota,
 //     a timeout or the end of the step (WASI has no ENOSPC or ETIMEDOUT).
 //
-// The guest cannot create links, change permissions or set times.
+// The guest may create symbolic and hard links and set times
+// (wasi_links.go), but not change permissions.
 type wasiFS struct {
 	s *Session
 	g *grant
