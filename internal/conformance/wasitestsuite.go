@@ -262,7 +262,7 @@ func RunWASICaseCLI(t testing.TB, bin, engineName, cacheDir string, c WASICase) 
 		args = append(args, "--allow-dir", root+":/:rw")
 	}
 	args = append(append(args, c.Wasm), c.Args...)
-	ctx, cancel := context.WithTimeout(context.Background(), 2*wasiSuiteTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*wasiSuiteTimeout) // a hang-catcher: compilation included
 	defer cancel()
 	cmd := exec.CommandContext(ctx, bin, args...)
 	var stdout, stderr bytes.Buffer
