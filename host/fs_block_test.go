@@ -106,10 +106,6 @@ func fsEngineFor(t *testing.T, name string) (*fsEngine, error) {
 	return e, nil
 }
 
-// The engines whose WASI goes through fscap (docs/capabilities.md says
-// why wasmtime's does not).
-func (e *fsEngine) wasiConfined() bool { return e.name != "wasmtime" }
-
 type fsOp struct {
 	Op      string `json:"op"`
 	Path    string `json:"path,omitempty"`
@@ -369,7 +365,7 @@ func TestFS_readOnly(t *testing.T) {
 			if r.Result == "ok" {
 				t.Errorf("WASI %s %s under ro succeeded", r.Op, r.Path)
 			}
-			if e.wasiConfined() && r.Errno != "EROFS" {
+			if r.Errno != "EROFS" {
 				t.Errorf("WASI %s %s under ro: errno %s (%s), want EROFS", r.Op, r.Path, r.Errno, r.Error)
 			}
 		}
@@ -414,12 +410,10 @@ func TestFS_quota(t *testing.T) {
 		if info, err := os.Stat(filepath.Join(dir, "p.txt")); err != nil || info.Size() != 800<<10 {
 			t.Fatalf("p.txt after the refused append: %v %v", info, err)
 		}
-		if e.wasiConfined() {
-			in, _ := json.Marshal(map[string]any{"ops": []fsOp{{Op: "write", Path: "/data/w.txt", Data: big}}})
-			res = e.wasi.Run(context.Background(), host.Step{Input: in, Grants: host.Grants{FS: grants}})
-			if res.Status != abi.StatusError || res.Error.Code != abi.CodeQuotaExceeded {
-				t.Fatalf("WASI write over the quota: %s %+v", res.Status, res.Error)
-			}
+		in, _ := json.Marshal(map[string]any{"ops": []fsOp{{Op: "write", Path: "/data/w.txt", Data: big}}})
+		res = e.wasi.Run(context.Background(), host.Step{Input: in, Grants: host.Grants{FS: grants}})
+		if res.Status != abi.StatusError || res.Error.Code != abi.CodeQuotaExceeded {
+			t.Fatalf("WASI write over the quota: %s %+v", res.Status, res.Error)
 		}
 		for _, p := range []string{"big.txt", "w.txt"} {
 			if _, err := os.Lstat(filepath.Join(dir, p)); err == nil {
@@ -511,9 +505,6 @@ func TestFS_fifoTimeout(t *testing.T) {
 			t.Fatalf("SDK read of a FIFO under a 200ms step timeout: %s after %v", res.Status, took)
 		}
 
-		if !e.wasiConfined() {
-			return // wasmtime's own WASI opens the FIFO, and blocks
-		}
 		start = time.Now()
 		r := e.runWASI(t, fifoGrant(t), []fsOp{{Op: "read", Path: "/data/fifo"}})[0]
 		took = time.Since(start)
@@ -599,9 +590,6 @@ func TestFS_cancelLargeWrite(t *testing.T) {
 	eachEngine(t, func(t *testing.T, e *fsEngine) {
 		for _, way := range []string{"sdk", "wasi"} {
 			t.Run(way, func(t *testing.T) {
-				if way == "wasi" && !e.wasiConfined() {
-					t.Skip("wasmtime's WASI writes the file in place (docs/capabilities.md)")
-				}
 				dir, dst := setup(t)
 				blk := e.sdk
 				if way == "wasi" {
@@ -694,7 +682,7 @@ func TestFS_allowedAndLogged(t *testing.T) {
 				t.Errorf("no log record with %s, step_id, grant and bytes", want)
 			}
 		}
-		if e.wasiConfined() && !strings.Contains(logs, `"via":"wasi"`) {
+		if !strings.Contains(logs, `"via":"wasi"`) {
 			t.Error("WASI operations were not logged")
 		}
 	})
@@ -728,6 +716,43 @@ func TestFS_fstest(t *testing.T) {
 		r := e.runSDK(t, grantAt(dir, true), []fsOp{{Op: "fstest", Data: "data/a.txt,data/sub/b.txt,data/sub/deeper/c.txt"}})[0]
 		if r.Result != "ok" {
 			t.Fatalf("fstest: %s", r.Message)
+		}
+	})
+}
+
+// TestFS_nestedGrants grants /data and /data/cache from two host
+// directories, and / from a third: each path reaches the grant with the
+// longest guest path that holds it, through the host calls and through
+// WASI, on every engine.
+func TestFS_nestedGrants(t *testing.T) {
+	eachEngine(t, func(t *testing.T, e *fsEngine) {
+		root, data, cache := t.TempDir(), t.TempDir(), t.TempDir()
+		grants := []fscap.Grant{
+			{HostDir: root, GuestPath: "/", Name: "root"},
+			{HostDir: data, GuestPath: "/data", Name: "data"},
+			{HostDir: cache, GuestPath: "/data/cache", Name: "cache"},
+		}
+		ops := func(prefix string) []fsOp {
+			return []fsOp{
+				{Op: "write", Path: "/top-" + prefix + ".txt", Data: "r"},
+				{Op: "write", Path: "/data/d-" + prefix + ".txt", Data: "d"},
+				{Op: "write", Path: "/data/cache/c-" + prefix + ".txt", Data: "c"},
+			}
+		}
+		for way, results := range map[string][]fsResult{
+			"sdk":  e.runSDK(t, grants, ops("sdk")),
+			"wasi": e.runWASI(t, grants, ops("wasi")),
+		} {
+			for _, r := range results {
+				if r.Result != "ok" {
+					t.Fatalf("%s: %+v", way, r)
+				}
+			}
+			for dir, name := range map[string]string{root: "top-", data: "d-", cache: "c-"} {
+				if _, err := os.Stat(filepath.Join(dir, name+way+".txt")); err != nil {
+					t.Errorf("%s: %v", way, err)
+				}
+			}
 		}
 	})
 }

@@ -145,7 +145,7 @@ func TestRun_allowDirErrors(t *testing.T) {
 			t.Errorf("--allow-dir %q: exit %d, stderr %q", tc.flag, r.code, r.stderr)
 		}
 	}
-	r := runCLI(t, "", "run", "--allow-dir", dir+":/a", "--allow-dir", dir+":/a/b", "fs.blob_get")
+	r := runCLI(t, "", "run", "--allow-dir", dir+":/a", "--allow-dir", dir+":/a", "fs.blob_get")
 	if r.code != exitUsage || !strings.Contains(r.stderr, "overlap") {
 		t.Errorf("overlapping grants: exit %d, stderr %q", r.code, r.stderr)
 	}

@@ -1,15 +1,16 @@
 package engine
 
-import "io/fs"
+import (
+	"io/fs"
+	"time"
+)
 
 // Dir is a directory a WASI guest sees as a preopened directory.
 //
 // FS is the only way an engine may reach the directory's contents: every
 // path the guest opens under GuestPath is passed to FS, relative to it, and
-// FS alone decides what the name means on the host. An engine must not
-// mount HostDir itself when it can take FS; HostDir is there for an engine
-// whose WASI can only preopen host paths, which then gives up the
-// guarantees FS keeps (docs/capabilities.md says which).
+// FS alone decides what the name means on the host. Engines serve WASI's
+// file functions through package wasip1, which does exactly that.
 type Dir struct {
 	// GuestPath is where the guest sees the directory, such as "/data":
 	// absolute, slash-separated and clean.
@@ -20,9 +21,6 @@ type Dir struct {
 	// directory. FS refuses writes itself; an engine may refuse them
 	// earlier too.
 	ReadOnly bool
-	// HostDir is the directory on the host, for an engine that cannot use
-	// FS.
-	HostDir string
 }
 
 // OpenFlag says how DirFS.OpenFile opens a file.
@@ -64,6 +62,16 @@ type DirFS interface {
 	Unlink(name string) error
 	Rename(oldname, newname string) error
 	Readlink(name string) (string, error)
+	// Symlink creates name as a symbolic link to target, which is stored
+	// as given; whether following it stays inside the tree is decided each
+	// time it is followed.
+	Symlink(target, name string) error
+	// Link creates newname as a hard link to oldname (not followed).
+	Link(oldname, newname string) error
+	// SetTimes sets name's access and modification times; a nil time is
+	// left as it is. follow says whether a symbolic link in the last
+	// element is followed.
+	SetTimes(name string, atime, mtime *time.Time, follow bool) error
 }
 
 // DirFile is a file or directory opened through a DirFS. Read and
@@ -77,6 +85,12 @@ type DirFile interface {
 	Stat() (fs.FileInfo, error)
 	ReadDir(n int) ([]fs.DirEntry, error)
 	Truncate(size int64) error
+	// SetTimes sets the file's access and modification times; a nil time
+	// is left as it is.
+	SetTimes(atime, mtime *time.Time) error
+	// SetAppend turns append mode on or off: in append mode every Write
+	// goes to the end of the file.
+	SetAppend(enable bool) error
 	Sync() error
 	Close() error
 }

@@ -39,6 +39,11 @@ type HostFunction struct {
 	Name      string
 	Signature abi.Signature
 	Func      func(ctx context.Context, mem Memory, stack []uint64)
+	// StopWhenDone asks the engine to end the run, as an interruption,
+	// instead of calling Func once ctx is done, and instead of returning to
+	// the guest when ctx ended during the call: the guest never runs again
+	// after its step is over, however it loops around the function.
+	StopWhenDone bool
 }
 
 // HostModule is a named set of host functions.

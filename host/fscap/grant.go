@@ -119,8 +119,9 @@ func (g Grant) label() string {
 	return fmt.Sprintf("%q", g.GuestPath)
 }
 
-// ValidateGrants checks a step's grants: each valid, names unique, guest
-// paths neither equal nor nested.
+// ValidateGrants checks a step's grants: each valid, names and guest paths
+// unique. Guest paths may nest (/data and /data/cache): a path belongs to
+// the grant with the longest guest path that contains it.
 func ValidateGrants(grants []Grant) error {
 	for i, g := range grants {
 		if err := g.Validate(); err != nil {
@@ -129,8 +130,8 @@ func ValidateGrants(grants []Grant) error {
 		gi := g.withDefaults()
 		for _, h := range grants[:i] {
 			hj := h.withDefaults()
-			if nested(gi.GuestPath, hj.GuestPath) || nested(hj.GuestPath, gi.GuestPath) {
-				return fmt.Errorf("fscap: grants %q and %q overlap: guest paths %s and %s", hj.Name, gi.Name, hj.GuestPath, gi.GuestPath)
+			if gi.GuestPath == hj.GuestPath {
+				return fmt.Errorf("fscap: grants %q and %q overlap: both at guest path %s", hj.Name, gi.Name, gi.GuestPath)
 			}
 			if gi.Name == hj.Name {
 				return fmt.Errorf("fscap: two grants are named %q", gi.Name)
@@ -138,11 +139,6 @@ func ValidateGrants(grants []Grant) error {
 		}
 	}
 	return nil
-}
-
-// nested reports whether guest path inner is outer or lies under it.
-func nested(inner, outer string) bool {
-	return inner == outer || outer == "/" || strings.HasPrefix(inner, outer+"/")
 }
 
 // ValidGuestPath checks a grant's guest path: absolute, clean, of valid

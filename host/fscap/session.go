@@ -141,7 +141,7 @@ func (s *Session) Grants() []Grant {
 func (s *Session) Dirs() []engine.Dir {
 	var dirs []engine.Dir
 	for _, g := range s.grants {
-		dirs = append(dirs, engine.Dir{GuestPath: g.GuestPath, FS: &wasiFS{s: s, g: g}, ReadOnly: g.ReadOnly, HostDir: g.HostDir})
+		dirs = append(dirs, engine.Dir{GuestPath: g.GuestPath, FS: &wasiFS{s: s, g: g}, ReadOnly: g.ReadOnly})
 	}
 	slices.SortFunc(dirs, func(a, b engine.Dir) int { return strings.Compare(a.GuestPath, b.GuestPath) })
 	return dirs

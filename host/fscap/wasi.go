@@ -1,6 +1,7 @@
 package fscap
 
 import (
+	"context"
 	"errors"
 	"io"
 	"io/fs"
@@ -16,17 +17,21 @@ import (
 // the same name checks, quotas, timeouts and logging as the host calls.
 // Only the shape differs, to fit what WASI preview1 asks of a file system:
 //
-//   - a file opened with truncation, or created, is staged: the guest
-//     writes a new file beside the old one, which replaces it when the
-//     guest closes it — or at the end of the run, unless the step timed out
-//     or was cancelled, or a write to it failed;
+//   - a file opened with truncation is staged: the guest writes a new file
+//     beside the old one, which replaces it when the guest closes it — or
+//     at the end of the run, unless the step timed out or was cancelled, or
+//     a write to it failed;
+//   - a new file is created in place, so that its name exists while the
+//     guest writes it, and is removed again on close if a write to it
+//     failed or the step did not finish;
 //   - a file opened for writing without truncation is changed in place, as
 //     WASI requires; such writes are bounded and counted but not atomic;
 //   - a refusal is a WASI error number: EPERM for a path that leads out of
 //     the grant, EROFS for a write under a read-only grant, EIO for a quota,
 //     a timeout or the end of the step (WASI has no ENOSPC or ETIMEDOUT).
 //
-// The guest cannot create links, change permissions or set times.
+// The guest may create symbolic and hard links and set times
+// (wasi_links.go), but not change permissions.
 type wasiFS struct {
 	s *Session
 	g *grant
@@ -207,7 +212,26 @@ func (w *wasiFS) Rename(oldname, newname string) error {
 	case o.rel == "." || rel == ".":
 		return toWASI(o.refuse(ErrPermission, "the granted directory itself cannot be renamed or replaced"))
 	}
-	return toWASI(o.end(call0(w.s, o.ctx, &o.tr, func() error { return w.g.root.Rename(o.rel, rel) })))
+	root := w.g.root
+	return toWASI(o.end(call0(w.s, o.ctx, &o.tr, func() error {
+		// os.Root.Rename refuses any existing directory as the new name;
+		// POSIX, and WASI, replace an empty one with a directory.
+		if to, err := root.Lstat(rel); err == nil && to.IsDir() {
+			from, err := root.Lstat(o.rel)
+			switch {
+			case err != nil:
+				return err
+			case !from.IsDir():
+				return &os.PathError{Op: "rename", Path: rel, Err: syscall.EISDIR}
+			case os.SameFile(from, to):
+				return nil
+			}
+			if err := root.Remove(rel); err != nil {
+				return err
+			}
+		}
+		return root.Rename(o.rel, rel)
+	})))
 }
 
 // OpenFile implements engine.DirFS.
@@ -292,7 +316,29 @@ func (w *wasiFS) openWrite(o *op, flag engine.OpenFlag) (*wasiFile, error) {
 		canWrite: true,
 		append:   flag&engine.OpenAppend != 0,
 	}
-	if flag&engine.OpenTruncate != 0 || !exists {
+	if !exists {
+		// Created in place, so that the name exists while the guest writes,
+		// as WASI requires; if the writing fails or the step does not
+		// finish, Close removes the file again.
+		if err := o.checkFile(); err != nil {
+			return nil, err
+		}
+		mode := os.O_WRONLY | os.O_CREATE | os.O_EXCL
+		if wf.canRead {
+			mode = os.O_RDWR | os.O_CREATE | os.O_EXCL
+		}
+		if wf.append {
+			mode |= os.O_APPEND
+		}
+		f, err := call(w.s, o.ctx, &o.tr, func() (*os.File, error) { return root.OpenFile(o.rel, mode, fileMode) }, closeFile)
+		if err != nil {
+			return nil, err
+		}
+		o.created()
+		wf.f, wf.createdNew = f, true
+		return wf, nil
+	}
+	if flag&engine.OpenTruncate != 0 {
 		// Staged: the guest writes a new file, which replaces the old one
 		// when it is closed.
 		st, err := o.stage(create && excl)
@@ -315,6 +361,12 @@ func (w *wasiFS) openWrite(o *op, flag engine.OpenFlag) (*wasiFile, error) {
 		}
 		wf.st, wf.f = st, st.f
 		wf.exclusive = create && excl
+		if wf.append {
+			if err := setAppend(st.f, true); err != nil {
+				st.discard()
+				return nil, err
+			}
+		}
 		return wf, nil
 	}
 	// In place, through links that stay inside the grant.
@@ -357,7 +409,9 @@ type wasiFile struct {
 	st   *staged // for a staged write
 
 	canRead, canWrite, append, exclusive bool
-	opened                               time.Time
+	// createdNew is set when the open created the file in place.
+	createdNew bool
+	opened     time.Time
 
 	mu sync.Mutex // guards what follows; a guest may share a file between threads
 	tr tracker
@@ -484,7 +538,7 @@ func (f *wasiFile) writeAt(p []byte, off int64) (n int, err error) {
 					return 0, errOverSize
 				}
 				if off >= 0 {
-					return f.f.WriteAt(chunk, off)
+					return pwrite(f.f, chunk, off)
 				}
 				return f.f.Write(chunk)
 			}, nil)
@@ -601,11 +655,31 @@ func (f *wasiFile) Close() error {
 	}
 	file := f.f
 	if f.broken || s.ctx.Err() != nil {
-		// Given up: nothing is committed, and the failure was logged when
-		// it happened.
-		if f.st != nil {
+		// Given up: nothing is committed, a file the guest created is
+		// removed, and the failure was logged when it happened.
+		switch {
+		case f.st != nil:
 			f.st.discard()
-		} else {
+		case f.createdNew:
+			root, rel := f.w.g.root, f.rel
+			remove := func() error {
+				mine, err := file.Stat()
+				file.Close()
+				if now, lerr := root.Lstat(rel); err == nil && lerr == nil && os.SameFile(mine, now) {
+					return root.Remove(rel)
+				}
+				return nil
+			}
+			if f.tr.pending != nil {
+				s.later(&f.tr, func() { remove() })
+				break
+			}
+			// At once, so that the guest's next look finds no file; bounded
+			// by the grant's timeout, not the step's, which may be over.
+			ctx, cancel := context.WithTimeout(context.Background(), f.w.g.Timeout)
+			call0(s, ctx, &f.tr, remove)
+			cancel()
+		default:
 			s.later(&f.tr, func() { file.Close() })
 		}
 		return nil

@@ -68,17 +68,11 @@ func (d *decoder) filesystem(blk *hcl.Block) []fscap.Grant {
 		if !ok {
 			continue
 		}
-		overlap := false
-		for other, rng := range guests {
-			if other == g.GuestPath || strings.HasPrefix(g.GuestPath, strings.TrimSuffix(other, "/")+"/") ||
-				strings.HasPrefix(other, strings.TrimSuffix(g.GuestPath, "/")+"/") {
-				d.errorf(guestRange, "Overlapping dirs",
-					"The guest path %s overlaps %s, defined at %s; each dir needs a guest path of its own, neither inside the other.", g.GuestPath, other, at(rng))
-				overlap = true
-				break
-			}
-		}
-		if overlap {
+		// Guest paths may nest (a guest's libc picks the longest preopen
+		// that matches), but two dirs cannot share one.
+		if rng, dup := guests[g.GuestPath]; dup {
+			d.errorf(guestRange, "Overlapping dirs",
+				"The guest path %s is already granted at %s; each dir needs a guest path of its own.", g.GuestPath, at(rng))
 			continue
 		}
 		guests[g.GuestPath] = guestRange

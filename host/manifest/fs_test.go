@@ -50,7 +50,7 @@ func TestParse_filesystemErrors(t *testing.T) {
 		{"bad quota", wrap("      dir \"a\" {\n        host = \"/a\"\n        quota {\n          write_bytes = \"lots\"\n          files = 0\n        }\n      }\n"), []pos{{8, 25}, {9, 19}}},
 		{"unknown quota", wrap("      dir \"a\" {\n        host = \"/a\"\n        quota {\n          inodes = 3\n        }\n      }\n"), []pos{{8, 11}}},
 		{"duplicate", wrap("      dir \"a\" {\n        host = \"/a\"\n      }\n      dir \"a\" {\n        host = \"/b\"\n      }\n"), []pos{{8, 11}}},
-		{"overlap", wrap("      dir \"a\" {\n        host = \"/a\"\n      }\n      dir \"b\" {\n        host = \"/b\"\n        guest = \"/a/b\"\n      }\n"), []pos{{10, 17}}},
+		{"overlap", wrap("      dir \"a\" {\n        host = \"/a\"\n      }\n      dir \"b\" {\n        host = \"/b\"\n        guest = \"/a\"\n      }\n"), []pos{{10, 17}}},
 		{"unknown attribute", wrap("      dir \"a\" {\n        host = \"/a\"\n        path = \"/x\"\n      }\n"), []pos{{7, 9}}},
 	}
 	for _, tt := range tests {

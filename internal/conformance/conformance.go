@@ -355,23 +355,20 @@ func (s *Suite) testAfterEnd(t *testing.T) {
 				if res.Error.Code == abi.CodeExecutionFailed || res.Output != nil || res.OutputText != nil {
 					t.Fatalf("%s: a call after the end had an effect: %+v", s.Engine, res)
 				}
-				lines := s.logs.stepMessages(id)
-				for _, l := range lines {
-					if strings.Contains(l, "wrong result") {
-						t.Fatalf("%s: guest saw a host call after the end succeed or act: %q", s.Engine, l)
+				// The ABI calls after the end returned to the guest (docs/abi.md),
+				// with no effect; the WASI fd_write that would report on them
+				// did not: a WASI function entered after the end ends the run.
+				for _, l := range s.logs.stepMessages(id) {
+					if strings.HasPrefix(l, "after-end:") {
+						t.Fatalf("%s: the guest's WASI write after the end happened: %q", s.Engine, l)
 					}
 				}
-				for _, l := range lines {
-					if l == tc.verdict {
-						// 1 + (loop checks) + 8 calls after the end.
-						if res.Usage.HostCalls < 9 {
-							t.Errorf("%s: host_calls %d, want at least 9", s.Engine, res.Usage.HostCalls)
-						}
-						return
-					}
+				// 1 + (loop checks) + 8 calls after the end.
+				if res.Usage.HostCalls >= 9 {
+					return
 				}
 			}
-			t.Fatalf("%s: in 5 steps the guest never reported on the calls it made after the end", s.Engine)
+			t.Fatalf("%s: in 5 steps the guest never made its calls after the end", s.Engine)
 		})
 	}
 }

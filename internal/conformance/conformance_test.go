@@ -22,3 +22,16 @@ func TestConformance(t *testing.T) {
 func TestEngines_agree(t *testing.T) {
 	conformance.Agree(t, engine.Names())
 }
+
+// TestWASITestsuite runs the public WASI preview1 test suite on every
+// engine, through host.Runtime and through the blockhost command.
+func TestWASITestsuite(t *testing.T) {
+	conformance.WASISuiteDir(t)
+	var bin string
+	if !testing.Short() {
+		bin = conformance.CLI(t)
+	}
+	for _, name := range engine.Names() {
+		t.Run(name, func(t *testing.T) { conformance.RunWASISuite(t, name, bin) })
+	}
+}

@@ -7,14 +7,13 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"io"
-	"runtime/cgo"
 	"strings"
 	"sync/atomic"
 
 	"github.com/bytecodealliance/wasmtime-go/v39"
 
 	"github.com/blockhost/blockhost/host/engine"
+	"github.com/blockhost/blockhost/host/engine/wasip1"
 )
 
 type module struct {
@@ -68,10 +67,9 @@ type run struct {
 	c   cRun
 	// mem is the instance's exported memory, once instantiation returned.
 	mem *wasmtime.Memory
-	// slept is set when a WASI sleep ended because the context did.
+	// slept is set when a host function ended the run because the
+	// context did.
 	slept atomic.Bool
-	// trampoline calls WASI's own functions for the engine's (wasi.go).
-	trampoline *wasmtime.Instance
 }
 
 // memoryOf returns the calling instance's exported memory, or nil.
@@ -118,24 +116,10 @@ func (m *module) Run(ctx context.Context, cfg engine.RunConfig) (res engine.RunR
 			return res, engine.ErrInterrupted
 		}
 	}
-	var stdin []byte
-	if cfg.Stdin != nil {
-		if stdin, err = io.ReadAll(cfg.Stdin); err != nil {
-			return res, fmt.Errorf("wasmtime: reading standard input: %w", err)
-		}
-	}
-
-	// The handles by which wasmtime's stdout and stderr callbacks reach the
-	// writers outlive the store.
-	streams := [2]io.Writer{cfg.Stdout, cfg.Stderr}
-	var handles [2]cgo.Handle
-	for i, w := range streams {
-		if w != nil {
-			handles[i] = cgo.NewHandle(w)
-			defer handles[i].Delete()
-		}
-	}
-	r := &run{ctx: ctx, c: newCRun()}
+	// Descriptors, streams and directories are the wasip1 layer's.
+	wasi := wasip1.New(cfg)
+	defer wasi.Close()
+	r := &run{ctx: wasip1.With(ctx, wasi), c: newCRun()}
 	defer r.c.free()
 	store := wasmtime.NewStoreWithData(m.e.eng, r)
 	// The store goes before the run state: its epoch callback points into
@@ -144,7 +128,7 @@ func (m *module) Run(ctx context.Context, cfg engine.RunConfig) (res engine.RunR
 	setupStore(store, r.c)
 	store.Limiter(int64(limit), -1, -1, -1, -1)
 
-	if err := configureWASI(store, cfg, stdin, handles); err != nil {
+	if err := configureWASI(store, cfg); err != nil {
 		return res, err
 	}
 
@@ -191,9 +175,9 @@ func (m *module) Run(ctx context.Context, cfg engine.RunConfig) (res engine.RunR
 	return res, nil
 }
 
-// configureWASI gives the store its WASI state: argv, environment,
-// standard streams and preopened directories.
-func configureWASI(store *wasmtime.Store, cfg engine.RunConfig, stdin []byte, streams [2]cgo.Handle) error {
+// configureWASI gives the store its WASI state: argv and environment.
+// Standard streams and directories are served by package wasip1.
+func configureWASI(store *wasmtime.Store, cfg engine.RunConfig) error {
 	wasi := newWASIConfig()
 	defer wasi.close()
 	if err := wasi.argv(cfg.Args); err != nil {
@@ -205,24 +189,6 @@ func configureWASI(store *wasmtime.Store, cfg engine.RunConfig, stdin []byte, st
 	}
 	if err := wasi.env(names, values); err != nil {
 		return err
-	}
-	wasi.stdin(stdin)
-	if streams[0] != 0 {
-		wasi.stdout(uintptr(streams[0]))
-	}
-	if streams[1] != 0 {
-		wasi.stderr(uintptr(streams[1]))
-	}
-	for _, d := range cfg.Dirs {
-		// wasmtime's WASI can only preopen host directories: it reaches
-		// them itself, not through d.FS, and enforces read-only through
-		// its directory and file permissions.
-		if d.HostDir == "" {
-			return fmt.Errorf("wasmtime: directory %s has no host path; this engine cannot serve it", d.GuestPath)
-		}
-		if err := wasi.preopen(d.HostDir, d.GuestPath, !d.ReadOnly); err != nil {
-			return err
-		}
 	}
 	return wasi.apply(store)
 }
@@ -262,7 +228,7 @@ func (m *module) memoryUsage(store *wasmtime.Store, inst *wasmtime.Instance, lim
 	return peak, hit
 }
 
-var errSleepCut = errors.New("wasmtime: WASI sleep ended by the context")
+var errSleepCut = errors.New("wasmtime: a host function ended the run with its context")
 
 // classify turns a wasmtime error into the engine contract's terms.
 func (m *module) classify(r *run, res engine.RunResult, err error) (engine.RunResult, error) {

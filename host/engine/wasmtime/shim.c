@@ -52,9 +52,6 @@ BH_POOL_PROP(max_core_instance_size, size_t)
 BH_POOL_PROP(linear_memory_keep_resident, size_t)
 BH_POOL_PROP(table_keep_resident, size_t)
 
-// From Go (stdio.go).
-extern ptrdiff_t blockhostWasiWrite(uintptr_t handle, unsigned char *p, size_t n);
-
 // ---- runs ----
 
 bh_run *bh_run_new(void) { return calloc(1, sizeof(bh_run)); }
@@ -120,10 +117,6 @@ bool bh_can_reserve(size_t size) {
 
 // ---- WASI ----
 
-static ptrdiff_t bh_write(void *data, const unsigned char *p, size_t n) {
-	return blockhostWasiWrite((uintptr_t)data, (unsigned char *)p, n);
-}
-
 wasi_config_t *bh_wasi_new(void) { return wasi_config_new(); }
 
 void bh_wasi_delete(wasi_config_t *c) { wasi_config_delete(c); }
@@ -132,25 +125,6 @@ bool bh_wasi_argv(wasi_config_t *c, size_t n, const char **argv) { return wasi_c
 
 bool bh_wasi_env(wasi_config_t *c, size_t n, const char **names, const char **values) {
 	return wasi_config_set_env(c, n, names, values);
-}
-
-void bh_wasi_stdin(wasi_config_t *c, const uint8_t *p, size_t n) {
-	bh_byte_vec v;
-	wasm_byte_vec_new(&v, n, p);
-	wasi_config_set_stdin_bytes(c, &v);
-}
-
-void bh_wasi_stdout(wasi_config_t *c, uintptr_t handle) {
-	wasi_config_set_stdout_custom(c, bh_write, (void *)handle, NULL);
-}
-
-void bh_wasi_stderr(wasi_config_t *c, uintptr_t handle) {
-	wasi_config_set_stderr_custom(c, bh_write, (void *)handle, NULL);
-}
-
-bool bh_wasi_preopen(wasi_config_t *c, const char *host, const char *guest, bool writable) {
-	size_t perms = writable ? 3 : 1; // READ | WRITE, or READ
-	return wasi_config_preopen_dir(c, host, guest, perms, perms);
 }
 
 char *bh_wasi_apply(wasmtime_context_t *ctx, wasi_config_t *c) {

@@ -150,29 +150,6 @@ func (w wasiConfig) env(names, values []string) error {
 	return nil
 }
 
-func (w wasiConfig) stdin(b []byte) {
-	if len(b) == 0 {
-		C.bh_wasi_stdin(w.p, nil, 0)
-		return
-	}
-	p := C.CBytes(b)
-	defer C.free(p)
-	C.bh_wasi_stdin(w.p, (*C.uint8_t)(p), C.size_t(len(b)))
-}
-
-func (w wasiConfig) stdout(h uintptr) { C.bh_wasi_stdout(w.p, C.uintptr_t(h)) }
-func (w wasiConfig) stderr(h uintptr) { C.bh_wasi_stderr(w.p, C.uintptr_t(h)) }
-
-func (w wasiConfig) preopen(hostPath, guestPath string, writable bool) error {
-	h, g := C.CString(hostPath), C.CString(guestPath)
-	defer C.free(unsafe.Pointer(h))
-	defer C.free(unsafe.Pointer(g))
-	if !C.bh_wasi_preopen(w.p, h, g, C.bool(writable)) {
-		return fmt.Errorf("wasmtime: cannot preopen %s as %s", hostPath, guestPath)
-	}
-	return nil
-}
-
 // apply hands the configuration to the store, which owns it from then on.
 func (w *wasiConfig) apply(s *wasmtime.Store) error {
 	p := w.p

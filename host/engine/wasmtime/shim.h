@@ -67,10 +67,6 @@ wasi_config_t *bh_wasi_new(void);
 void bh_wasi_delete(wasi_config_t *c);
 bool bh_wasi_argv(wasi_config_t *c, size_t n, const char **argv);
 bool bh_wasi_env(wasi_config_t *c, size_t n, const char **names, const char **values);
-void bh_wasi_stdin(wasi_config_t *c, const uint8_t *p, size_t n);
-void bh_wasi_stdout(wasi_config_t *c, uintptr_t handle);
-void bh_wasi_stderr(wasi_config_t *c, uintptr_t handle);
-bool bh_wasi_preopen(wasi_config_t *c, const char *host, const char *guest, bool writable);
 // bh_wasi_apply returns NULL or a message the caller frees with free().
 char *bh_wasi_apply(wasmtime_context_t *ctx, wasi_config_t *c);
 

@@ -17,6 +17,7 @@ import (
 
 	"github.com/blockhost/blockhost/abi"
 	"github.com/blockhost/blockhost/host/engine"
+	"github.com/blockhost/blockhost/host/engine/wasip1"
 )
 
 func init() { engine.Register(Name, New) }
@@ -42,8 +43,8 @@ const settings = "epoch-interruption;cranelift-speed;wasi-preview1;grow-hook-1;p
 // unmapping (docs/engines.md has the figures).
 //
 // The price is fixed capacity. pool allows 1000 instances, memories and
-// tables at once; a run holds at most two instances (its own and the WASI
-// trampoline's, wasi.go), so at most maxRuns runs hold slots and further
+// tables at once; a run holds one instance (two before WASI's poll_oneoff
+// moved to Go and needed no trampoline), so at most maxRuns runs hold slots and further
 // runs wait for one, their context's deadline running. A module may define
 // at most 4 memories and 4 tables of up to 2^20 elements. Resident memory
 // kept for reuse is bounded by 32 warm slots of 8 MiB. The reservation is
@@ -96,13 +97,9 @@ type Engine struct {
 	modules map[*module]struct{}
 	closed  bool
 
-	// linker resolves every import: WASI preview1, with poll_oneoff
-	// replaced by the engine's own (wasi.go), and the host modules.
-	// wasiLinker has WASI's own functions only, for calls the engine hands
-	// on to them.
-	linker     *wasmtime.Linker
-	wasiLinker *wasmtime.Linker
-	trampoline *wasmtime.Module
+	// linker resolves every import: WASI preview1, its file, stream and
+	// poll functions replaced by package wasip1's, and the host modules.
+	linker *wasmtime.Linker
 
 	// active counts runs in flight; the ticker advances the epoch only
 	// while it is above zero, and wake tells it a first run began.
@@ -177,22 +174,18 @@ func (e *Engine) checkStore() error {
 }
 
 func (e *Engine) link(hostModules []engine.HostModule) error {
-	e.wasiLinker = wasmtime.NewLinker(e.eng)
-	if err := e.wasiLinker.DefineWasi(); err != nil {
-		return fmt.Errorf("wasmtime: define WASI: %w", err)
-	}
-	t, err := compileTrampoline(e.eng)
-	if err != nil {
-		return fmt.Errorf("wasmtime: compile the WASI trampoline: %w", err)
-	}
-	e.trampoline = t
 	e.linker = wasmtime.NewLinker(e.eng)
 	if err := e.linker.DefineWasi(); err != nil {
 		return fmt.Errorf("wasmtime: define WASI: %w", err)
 	}
+	// wasmtime's WASI keeps arguments, environment, clocks, random and
+	// exit; every file, stream and poll function is the engine-neutral
+	// layer's (package wasip1), linked over wasmtime's own.
 	e.linker.AllowShadowing(true)
-	if err := e.linker.FuncNew(wasiModule, "poll_oneoff", pollOneoffType(), e.pollOneoff); err != nil {
-		return fmt.Errorf("wasmtime: define poll_oneoff: %w", err)
+	for _, hf := range wasip1.Functions() {
+		if err := e.linker.FuncNew(wasiModule, hf.Name, funcType(hf.Signature), hostFunc(hf)); err != nil {
+			return fmt.Errorf("wasmtime: define WASI function %q: %w", hf.Name, err)
+		}
 	}
 	e.linker.AllowShadowing(false)
 	for _, hm := range hostModules {
@@ -303,8 +296,6 @@ func (e *Engine) Close(context.Context) error {
 		e.modules = nil
 		e.mu.Unlock()
 		e.linker.Close()
-		e.wasiLinker.Close()
-		e.trampoline.Close()
 		e.eng.Close()
 	})
 	return nil
@@ -465,9 +456,10 @@ func funcType(sig abi.Signature) *wasmtime.FuncType {
 }
 
 // hostFunc adapts an engine-neutral host function to wasmtime. The run's
-// context and memory come from the store's data.
+// context and memory come from the store's data. A function that stops
+// when done ends the run with a trap once the context has ended.
 func hostFunc(hf engine.HostFunction) func(*wasmtime.Caller, []wasmtime.Val) ([]wasmtime.Val, *wasmtime.Trap) {
-	params, results := hf.Signature.Params, hf.Signature.Results
+	params, results, stop := hf.Signature.Params, hf.Signature.Results, hf.StopWhenDone
 	return func(c *wasmtime.Caller, args []wasmtime.Val) ([]wasmtime.Val, *wasmtime.Trap) {
 		r, ok := c.Data().(*run)
 		if !ok {
@@ -486,11 +478,19 @@ func hostFunc(hf engine.HostFunction) func(*wasmtime.Caller, []wasmtime.Val) ([]
 				stack[i] = math.Float64bits(a.F64())
 			}
 		}
+		if stop && r.ctx.Err() != nil {
+			r.slept.Store(true)
+			return nil, wasmtime.NewTrap(trapInterrupted)
+		}
 		var mem engine.Memory
 		if m := r.memoryOf(c); m != nil {
 			mem = m
 		}
 		hf.Func(r.ctx, mem, stack)
+		if stop && r.ctx.Err() != nil {
+			r.slept.Store(true)
+			return nil, wasmtime.NewTrap(trapInterrupted)
+		}
 		out := make([]wasmtime.Val, len(results))
 		for i, t := range results {
 			switch t {

@@ -6,9 +6,10 @@
 // context at loop headers; the engine adds an empty loop at the entry of
 // every function that lacks one (instrument.go), so a guest in a tight
 // loop, deep recursion or its start function stops as soon as the run's
-// context ends. WASI clock sleeps (poll_oneoff) are routed through a sleep
-// that also returns when the context ends, because wazero's own sleep does
-// not. Linear memory is allocated through an allocator that refuses to grow
+// context ends. WASI's file, stream and poll functions are the
+// engine-neutral ones of package wasip1, linked over wazero's own: a sleep
+// (poll_oneoff) returns when the context ends, and any of them entered, or
+// returning, after the end ends the run instead of returning to the guest. Linear memory is allocated through an allocator that refuses to grow
 // past the run's memory limit and records the refusal.
 //
 // With a cache directory, compiled code is kept in entries the engine
@@ -26,7 +27,6 @@ import (
 	"runtime/debug"
 	"strings"
 	"sync"
-	"time"
 
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/api"
@@ -36,6 +36,7 @@ import (
 
 	"github.com/blockhost/blockhost/abi"
 	"github.com/blockhost/blockhost/host/engine"
+	"github.com/blockhost/blockhost/host/engine/wasip1"
 )
 
 // Name is the name this engine registers under.
@@ -99,18 +100,24 @@ func New(ctx context.Context, cfg engine.Config) (engine.Engine, error) {
 	return e, nil
 }
 
-// newRuntime creates a runtime with WASI and the host modules.
+// newRuntime creates a runtime with WASI and the host modules. WASI
+// preview1 is wazero's own functions for arguments, environment, clocks,
+// random and exit, and the engine-neutral layer (package wasip1) for every
+// file, directory, stream and poll function, which replaces wazero's of the
+// same name (the builder keeps the last export of a name).
 func newRuntime(ctx context.Context, rc wazero.RuntimeConfig, hostModules []engine.HostModule) (wazero.Runtime, error) {
 	rt := wazero.NewRuntimeWithConfig(ctx, rc)
-	if _, err := wasi_snapshot_preview1.Instantiate(ctx, rt); err != nil {
-		_ = rt.Close(ctx)
-		return nil, fmt.Errorf("wazero: instantiate WASI: %w", err)
-	}
-	for _, hm := range hostModules {
-		b := rt.NewHostModuleBuilder(hm.Name)
+	wasi := rt.NewHostModuleBuilder(wasip1.ModuleName)
+	wasi_snapshot_preview1.NewFunctionExporter().ExportFunctions(wasi)
+	modules := append([]engine.HostModule{{Name: wasip1.ModuleName, Functions: wasip1.Functions()}}, hostModules...)
+	for i, hm := range modules {
+		b := wasi
+		if i > 0 {
+			b = rt.NewHostModuleBuilder(hm.Name)
+		}
 		for _, hf := range hm.Functions {
 			b.NewFunctionBuilder().
-				WithGoModuleFunction(hostFunc(hf.Func), valueTypes(hf.Signature.Params), valueTypes(hf.Signature.Results)).
+				WithGoModuleFunction(hostFunc(hf), valueTypes(hf.Signature.Params), valueTypes(hf.Signature.Results)).
 				WithName(hf.Name).
 				Export(hf.Name)
 		}
@@ -122,18 +129,31 @@ func newRuntime(ctx context.Context, rc wazero.RuntimeConfig, hostModules []engi
 	return rt, nil
 }
 
-// hostFunc adapts an engine-neutral host function to wazero.
-func hostFunc(f func(context.Context, engine.Memory, []uint64)) api.GoModuleFunc {
+// hostFunc adapts an engine-neutral host function to wazero. A function
+// that stops when done ends the run by panicking with errStepOver, which
+// wazero turns into the error the call returns (classify sees the
+// context's end).
+func hostFunc(hf engine.HostFunction) api.GoModuleFunc {
+	f, stop := hf.Func, hf.StopWhenDone
 	return func(ctx context.Context, mod api.Module, stack []uint64) {
+		if stop && ctx.Err() != nil {
+			panic(errStepOver)
+		}
 		// wazero answers a module without memory with a nil pointer inside a
 		// non-nil interface.
 		if mem := mod.Memory(); mem != nil && !reflect.ValueOf(mem).IsNil() {
 			f(ctx, mem, stack)
-			return
+		} else {
+			f(ctx, nil, stack)
 		}
-		f(ctx, nil, stack)
+		if stop && ctx.Err() != nil {
+			panic(errStepOver)
+		}
 	}
 }
+
+// errStepOver ends a run from inside a host function.
+var errStepOver = errors.New("wazero: the step is over")
 
 func valueTypes(ts []abi.ValueType) []api.ValueType {
 	out := make([]api.ValueType, len(ts))
@@ -265,40 +285,19 @@ func (m *module) Run(ctx context.Context, cfg engine.RunConfig) (res engine.RunR
 	}
 	alloc := &allocator{limit: limit}
 	ctx = experimental.WithMemoryAllocator(ctx, alloc)
-	// slept is set when a WASI sleep was cut short by the end of ctx: the
-	// guest then runs on briefly until wazero's next check, and whatever it
-	// does in that time must not count as finishing.
-	var slept bool
 	defer func() {
 		res.PeakMemory = alloc.peak
 		res.MemoryLimitHit = alloc.hit
-		if slept && err == nil {
-			err = engine.ErrInterrupted
-		}
 	}()
+	// Descriptors, streams and directories are the wasip1 layer's.
+	wasi := wasip1.New(cfg)
+	defer wasi.Close()
+	ctx = wasip1.With(ctx, wasi)
 
-	mc := m.e.baseConfig.
-		WithArgs(cfg.Args...).
-		WithNanosleep(func(ns int64) {
-			if !sleep(ctx, ns) {
-				slept = true
-			}
-		})
-	if cfg.Stdin != nil {
-		mc = mc.WithStdin(cfg.Stdin)
-	}
-	if cfg.Stdout != nil {
-		mc = mc.WithStdout(cfg.Stdout)
-	}
-	if cfg.Stderr != nil {
-		mc = mc.WithStderr(cfg.Stderr)
-	}
+	mc := m.e.baseConfig.WithArgs(cfg.Args...)
 	for _, kv := range cfg.Env {
 		k, v, _ := strings.Cut(kv, "=")
 		mc = mc.WithEnv(k, v)
-	}
-	if fsc := fsConfig(cfg.Dirs); fsc != nil {
-		mc = mc.WithFSConfig(fsc)
 	}
 
 	inst, err := m.rt.InstantiateModule(ctx, m.cm, mc)
@@ -352,22 +351,6 @@ func classify(ctx context.Context, res engine.RunResult, err error) (engine.RunR
 }
 
 const stackOverflow = "stack overflow"
-
-// sleep pauses for ns nanoseconds or until ctx ends, whichever is first,
-// and reports whether it slept the whole time.
-func sleep(ctx context.Context, ns int64) bool {
-	if ns <= 0 {
-		return ctx.Err() == nil
-	}
-	t := time.NewTimer(time.Duration(ns))
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		t.Stop()
-		return false
-	}
-}
 
 // allocator backs linear memory with a Go slice that never grows past
 // limit. wazero calls it from the goroutine running the guest only.

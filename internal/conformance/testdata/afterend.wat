@@ -1,8 +1,10 @@
 ;; ABI v1 block that spins calling check until the step is over, then calls
-;; every core host function once more and says on standard error (which the
-;; host logs) whether each returned the code check did and had no effect:
+;; every core host function once more and tries to say on standard error
+;; whether each returned the code check did and had no effect:
 ;;   "after-end: timeout ok", "after-end: cancelled ok" or
 ;;   "after-end: wrong result".
+;; That WASI fd_write, entered after the end, must end the run instead: the
+;; line never reaches the host.
 ;; Everything after the loop is straight-line code with no call to a guest
 ;; function, so an engine's interruption checks (at loop back-edges and
 ;; function entries) do not cut it short.
