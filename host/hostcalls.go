@@ -96,9 +96,12 @@ func registerHostFunctions(fns ...engine.HostFunction) {
 	hostFunctions = append(hostFunctions, fns...)
 }
 
-// hostFunc pairs a host function with its ABI signature.
+// hostFunc pairs a host function with its ABI signature. Every blockhost
+// function stops when done (docs/abi.md §4): entered after the step is
+// over, or returning after it ended, it ends the run instead of returning
+// to the guest, so no guest code runs after its step is over.
 func hostFunc(name string, f func(context.Context, engine.Memory, []uint64)) engine.HostFunction {
-	return engine.HostFunction{Name: name, Signature: abi.Functions[name], Func: f}
+	return engine.HostFunction{Name: name, Signature: abi.Functions[name], Func: f, StopWhenDone: true}
 }
 
 // maxMessage caps error and log messages from the guest.

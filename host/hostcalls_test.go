@@ -612,9 +612,11 @@ func TestHostCalls_noStepInContext(t *testing.T) {
 	}
 }
 
-// TestHostCalls_afterStepEnd checks the guarantee of docs/abi.md §4: once
-// the step is over, every host function answers timeout or cancelled, by
-// the recorded cause, and does nothing else.
+// TestHostCalls_afterStepEnd checks the functions' own side of docs/abi.md
+// §4: once the step is over, every host function answers timeout or
+// cancelled, by the recorded cause, and does nothing else. The engines never
+// hand that answer to the guest (TestHostModule_stopsWhenDone); it is what
+// a function does if it is reached at all.
 func TestHostCalls_afterStepEnd(t *testing.T) {
 	past := func() time.Time { return time.Now().Add(-time.Second) }
 	ends := []struct {
@@ -727,6 +729,17 @@ func TestHostCalls_afterStepEndAll(t *testing.T) {
 					t.Errorf("sawEnd %v, host calls %d; want true, 1", ts.st.sawEnd, ts.st.hostCalls)
 				}
 			})
+		}
+	}
+}
+
+// TestHostModule_stopsWhenDone checks the other side of docs/abi.md §4:
+// every function of the host module, capabilities' included, asks the
+// engine to end the run rather than return to a guest whose step is over.
+func TestHostModule_stopsWhenDone(t *testing.T) {
+	for _, f := range hostModule().Functions {
+		if !f.StopWhenDone {
+			t.Errorf("%s returns to the guest after its step is over", f.Name)
 		}
 	}
 }
