@@ -1,10 +1,14 @@
 package executor
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"testing"
 	"testing/synctest"
+	"time"
 
+	"github.com/hashicorp/go-hclog"
 	"github.com/sony/gobreaker/v2"
 
 	"github.com/blockhost/blockhost/abi"
@@ -82,4 +86,35 @@ func TestExecutor_breakerCancellationIsNoSuccess(t *testing.T) {
 			t.Fatalf("circuit %s after three failures around a cancellation, want open", st)
 		}
 	})
+}
+
+// Each retry is logged at info with the attempt, the attempts allowed, the
+// wait and the error, so that a slow step explains itself at the default
+// log level.
+func TestExecutor_retryLoggedAtInfo(t *testing.T) {
+	var buf bytes.Buffer
+	logger := hclog.New(&hclog.LoggerOptions{Level: hclog.Info, Output: &buf, JSONFormat: true})
+	e := newExecutor(t, NewConfig().WithLogger(logger))
+	flaky := newFake("flaky", func(_ context.Context, n int, _ host.Step) *abi.StepResult {
+		if n < 3 {
+			return retryable()
+		}
+		return success()
+	})
+	res := e.Run(t.Context(), Request{Runner: flaky, Retry: RetryPolicy{MaxAttempts: 3, Initial: time.Millisecond, MaxInterval: time.Millisecond}})
+	wantStatus(t, res, abi.StatusSuccess, 0)
+	var retries int
+	for _, line := range bytes.Split(bytes.TrimSpace(buf.Bytes()), []byte("\n")) {
+		var rec map[string]any
+		if json.Unmarshal(line, &rec) != nil || rec["attempt"] == nil {
+			continue
+		}
+		retries++
+		if rec["@level"] != "info" || rec["of"] != float64(3) || rec["wait"] == nil || rec["error"] == nil {
+			t.Errorf("retry record %v lacks level info, of 3, wait or error", rec)
+		}
+	}
+	if retries != 2 {
+		t.Errorf("%d retry records, want 2:\n%s", retries, buf.String())
+	}
 }
