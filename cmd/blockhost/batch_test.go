@@ -131,7 +131,7 @@ func TestBatch_usage(t *testing.T) {
 // still writes one result per step, each cancelled or finished.
 func TestBatch_interruptHalfWay(t *testing.T) {
 	hello := helloModule(t)
-	const steps = 1000
+	const steps = 200 // enough to interrupt half-way; lean under -race on a loaded machine
 	lines := make([]string, steps)
 	for i := range lines {
 		lines[i] = fmt.Sprintf(`{"step_id":"s%d","block":%q,"input":{"name":"n%d"}}`, i, hello, i)

@@ -32,5 +32,8 @@
 //     environment variables of a request (whose author is the operator who
 //     wrote the batch file). Nothing in a step's input grants anything.
 //
+// Built-in blocks are found through the plugins registry: import
+// plugins/standard (as cmd/blockhost does) for blockhost's own.
+//
 // See docs/cli.md for the JSON form of a Request.
 package job

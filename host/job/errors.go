@@ -3,6 +3,7 @@ package job
 import (
 	"errors"
 	"fmt"
+	"strings"
 )
 
 // Errors of the package, compared with errors.Is.
@@ -51,7 +52,13 @@ type LoadError struct {
 	Err error
 }
 
-func (e *LoadError) Error() string { return fmt.Sprintf("%s: %v", e.Block, e.Err) }
+func (e *LoadError) Error() string {
+	// A manifest's diagnostics name their file already.
+	if msg := e.Err.Error(); strings.HasPrefix(msg, e.Block+":") {
+		return msg
+	}
+	return fmt.Sprintf("%s: %v", e.Block, e.Err)
+}
 
 // Is matches ErrLoad.
 func (e *LoadError) Is(target error) bool { return target == ErrLoad }
