@@ -153,13 +153,17 @@ func onUsageError(c *cli.Context, err error, _ bool) error {
 	if c != nil && c.Command != nil && c.Command.Name != "" && c.Command.Name != "blockhost" {
 		where += " " + c.Command.Name
 	}
-	return usageErrorf("%v (see '%s --help')", err, where)
+	return usageErrorf("%v%s (see '%s --help')", err, usageHint(c, err), where)
 }
 
 func newApp(s streams) *cli.App {
 	cmds := []*cli.Command{runCommand(), batchCommand(), buildCommand(), versionCommand()}
 	for _, c := range cmds {
 		c.OnUsageError = onUsageError
+		c.Description = strings.TrimSpace(c.Description + "\n" + globalsNote)
+		if c.Name == "run" {
+			c.Description += "\n" + builtinsNote()
+		}
 	}
 	return &cli.App{
 		Name:      "blockhost",
@@ -179,7 +183,7 @@ func newApp(s streams) *cli.App {
 			}
 			return cli.ShowAppHelp(c)
 		},
-		HideHelpCommand: true,
+		Version: buildVersion(),
 		// Errors are printed once, by runMain, as one line.
 		ExitErrHandler: func(*cli.Context, error) {},
 		OnUsageError:   onUsageError,

@@ -33,9 +33,9 @@ func runCommand() *cli.Command {
 			"With --manifest the module comes from the manifest and every argument is the guest's.\n" +
 			"Exit codes: 0 success, 1 error, 124 timeout, 130 cancelled, 2 bad usage or configuration.",
 		Flags: append([]cli.Flag{
-			&cli.StringFlag{Name: "input", Aliases: []string{"i"}, Usage: "step input: JSON text, @FILE to read a file, or - for stdin"},
-			&cli.StringFlag{Name: "manifest", Aliases: []string{"m"}, Usage: "block manifest (HCL, or JSON by .json extension)"},
-			&cli.StringFlag{Name: "step-id", Usage: "step identifier (default: a new random one)"},
+			&cli.StringFlag{Name: "input", Aliases: []string{"i"}, Usage: "step input: JSON `TEXT`, @FILE to read a file, or - for stdin"},
+			&cli.StringFlag{Name: "manifest", Aliases: []string{"m"}, Usage: "block manifest `FILE` (HCL, or JSON by .json extension)"},
+			&cli.StringFlag{Name: "step-id", Usage: "step identifier `ID` (default a new random one)"},
 		}, stepFlags()...),
 		Action: runAction,
 	}
@@ -68,10 +68,10 @@ func optionFlags() []cli.Flag {
 // the registered options; the compiled-code cache.
 func stepFlags() []cli.Flag {
 	return append([]cli.Flag{
-		&cli.DurationFlag{Name: "timeout", Usage: "attempt timeout of every step (default 30s)"},
-		&cli.StringFlag{Name: "memory", Usage: "linear memory cap of every step, such as 64MiB (default 64MiB)"},
-		&cli.StringFlag{Name: "output-limit", Usage: "output cap of every step, such as 1MiB (default 1MiB)"},
-		&cli.StringFlag{Name: "engine", Usage: "WebAssembly engine (default wazero)"},
+		&cli.DurationFlag{Name: "timeout", Usage: "attempt timeout of every step, a `DURATION` such as 5s (default 30s)"},
+		&cli.StringFlag{Name: "memory", Usage: "linear memory cap of every step, a `SIZE` such as 64MiB (default 64MiB)"},
+		&cli.StringFlag{Name: "output-limit", Usage: "output cap of every step, a `SIZE` such as 1MiB (default 1MiB)"},
+		&cli.StringFlag{Name: "engine", Usage: "WebAssembly engine `NAME`: wazero or wasmtime (default wazero)"},
 		&cli.StringSliceFlag{Name: "env", Usage: "grant the guest an environment variable `KEY=VALUE` (repeatable)"},
 	}, append(optionFlags(), cacheFlags()...)...)
 }
@@ -95,7 +95,7 @@ func stepSettings(c *cli.Context) (job.Settings, error) {
 		}
 		n, err := manifest.ParseSize(c.String(f.flag))
 		if err != nil {
-			return s, usageErrorf("invalid --%s: %v", f.flag, err)
+			return s, usageErrorf("invalid --%s: %v (sizes: a number with B, KB, KiB, MB, MiB, GB or GiB, such as 64MiB)", f.flag, err)
 		}
 		if n == 0 || (f.flag == "memory" && n > manifest.MaxMemory) {
 			return s, usageErrorf("invalid --%s %q: must be more than 0 and at most 4GiB", f.flag, c.String(f.flag))
@@ -204,6 +204,7 @@ func runRequest(c *cli.Context) (job.Request, error) {
 		}
 		req.Block = args[0]
 		req.Args = args[1:]
+		warnFlagsAfterModule(c, req.Args)
 	}
 	input, err := readInput(c)
 	if err != nil {
@@ -218,7 +219,7 @@ func runRequest(c *cli.Context) (job.Request, error) {
 // cacheFlags are the compiled-code cache flags of run and batch.
 func cacheFlags() []cli.Flag {
 	return []cli.Flag{
-		&cli.StringFlag{Name: "cache-dir", Usage: "directory for compiled code (default: the user cache directory)"},
+		&cli.StringFlag{Name: "cache-dir", Usage: "`DIR` for compiled code (default the user cache directory)"},
 		&cli.BoolFlag{Name: "no-cache", Usage: "do not keep compiled code on disk"},
 	}
 }

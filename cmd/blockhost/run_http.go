@@ -21,7 +21,7 @@ func init() {
 		flags: []cli.Flag{
 			&cli.StringSliceFlag{
 				Name: "allow-http",
-				Usage: "grant HTTP requests: `'[METHODS] URL [OPTION=VALUE...]'`, such as " +
+				Usage: "grant HTTP requests: a `SPEC` '[METHODS] URL [OPTION=VALUE...]', such as " +
 					"'GET,POST https://api.example.com/v1/*' or " +
 					"'http://127.0.0.1:8080/ allow_ranges=127.0.0.1/32' (repeatable; see docs/capabilities.md)",
 			},
