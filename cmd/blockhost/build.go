@@ -16,7 +16,7 @@ func buildCommand() *cli.Command {
 		Usage:     "build a Go block for WebAssembly (GOOS=wasip1 GOARCH=wasm go build)",
 		ArgsUsage: "DIR",
 		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "output file (default: DIR's name with .wasm, in the current directory)"},
+			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "output `FILE` (default DIR's name with .wasm, in the current directory)"},
 		},
 		Action: func(c *cli.Context) error {
 			// -o may also follow DIR, as with go build.

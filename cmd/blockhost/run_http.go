@@ -10,16 +10,18 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/blockhost/blockhost/host/httpcap"
+	"github.com/blockhost/blockhost/host/job"
 	"github.com/blockhost/blockhost/host/manifest"
 )
 
-// --allow-http adds HTTP grants to a run, after the manifest's.
+// --allow-http adds HTTP grants to every step of run and batch, after the
+// manifest's.
 func init() {
-	registerRunOption(runOption{
+	registerStepOption(stepOption{
 		flags: []cli.Flag{
 			&cli.StringSliceFlag{
 				Name: "allow-http",
-				Usage: "grant HTTP requests: `'[METHODS] URL [OPTION=VALUE...]'`, such as " +
+				Usage: "grant HTTP requests: a `SPEC` '[METHODS] URL [OPTION=VALUE...]', such as " +
 					"'GET,POST https://api.example.com/v1/*' or " +
 					"'http://127.0.0.1:8080/ allow_ranges=127.0.0.1/32' (repeatable; see docs/capabilities.md)",
 			},
@@ -28,23 +30,17 @@ func init() {
 	})
 }
 
-func applyAllowHTTP(c *cli.Context, spec *runSpec) error {
-	var grants []httpcap.Grant
-	if spec.manifest != nil {
-		grants = append(grants, spec.manifest.HTTP...)
-	}
-	for i, s := range c.StringSlice("allow-http") {
-		g, err := parseAllowHTTP(s, i+1)
+func applyAllowHTTP(c *cli.Context, s *job.Settings) error {
+	for i, spec := range c.StringSlice("allow-http") {
+		g, err := parseAllowHTTP(spec, i+1)
 		if err != nil {
-			return usageErrorf("invalid --allow-http %q: %v", s, err)
+			return usageErrorf("invalid --allow-http %q: %v", spec, err)
 		}
-		grants = append(grants, g)
+		s.HTTP = append(s.HTTP, g)
 	}
-	p, err := httpcap.NewPolicy(grants...)
-	if err != nil {
-		return usageErrorf("%v", err)
+	if _, err := httpcap.NewPolicy(s.HTTP...); err != nil {
+		return usageErrorf("invalid --allow-http: %v", err)
 	}
-	spec.grants.HTTP = p
 	return nil
 }
 

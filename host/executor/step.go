@@ -214,7 +214,11 @@ func (s *step) loop(granted bool) *abi.StepResult {
 			p.release(s, qDone, took, false)
 			return s.deadlineStop(res, wait)
 		}
-		e.logger.Debug("retrying after a wait", append(s.logFields(), "attempt", s.attempts, "wait", wait, "code", res.Error.Code.Name())...)
+		// At info: a retry is what an operator wants to see when a step
+		// takes longer than it should (issue 10).
+		e.logger.Info("attempt failed; retrying after a wait", append(s.logFields(),
+			"attempt", s.attempts, "of", s.policy.MaxAttempts, "wait", wait,
+			"code", res.Error.Code.Name(), "error", res.Error.Message)...)
 		p.release(s, qBackoff, took, false)
 		timer := time.NewTimer(wait)
 		select {

@@ -164,6 +164,14 @@ func Put(ctx context.Context, call *host.Call) ([]byte, error) {
 	res := PutResult{Key: keyPrefix + sum, Path: p, Size: int64(len(data)), SHA256: sum, Created: true}
 	if *name != "" {
 		res.Key = *name
+		// created says whether the name is new: a named put that replaces
+		// a blob reports false, as docs/capabilities.md says.
+		switch _, err := s.Stat(ctx, p); {
+		case err == nil:
+			res.Created = false
+		case !errors.Is(err, fscap.ErrNotFound):
+			return nil, fscap.StepError(err)
+		}
 	} else if same, err := stored(ctx, s, p, sumBytes, int64(len(data))); err != nil {
 		return nil, err
 	} else if same {

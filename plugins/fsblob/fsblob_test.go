@@ -92,6 +92,14 @@ func TestBlob_roundTrip10MiB(t *testing.T) {
 	if res.Status != abi.StatusSuccess {
 		t.Fatalf("named put: %s %+v", res.Status, res.Error)
 	}
+	var named fsblob.PutResult
+	if err := json.Unmarshal(res.Output, &named); err != nil || !named.Created {
+		t.Fatalf("first named put: created %v (%v), want true", named.Created, err)
+	}
+	res = run(t, rt, fsblob.PutName, host.Step{Input: data, Args: []string{"--name", "reports/q3.bin"}, Grants: blobGrant(dir, false)})
+	if err := json.Unmarshal(res.Output, &named); err != nil || named.Created {
+		t.Fatalf("named put over an existing blob: created %v (%v), want false", named.Created, err)
+	}
 	res = run(t, rt, fsblob.GetName, host.Step{Args: []string{"--name", "reports/q3.bin", "--dir", "/blobs"}, Grants: blobGrant(dir, true), Limits: limits})
 	if res.Status != abi.StatusSuccess || !bytes.Equal(output(res), data) {
 		t.Fatalf("named get: %s %+v", res.Status, res.Error)
