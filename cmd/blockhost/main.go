@@ -88,7 +88,7 @@ func onUsageError(c *cli.Context, err error, _ bool) error {
 }
 
 func newApp(s streams) *cli.App {
-	cmds := []*cli.Command{runCommand(), batchCommand(), buildCommand(), versionCommand()}
+	cmds := []*cli.Command{runCommand(), batchCommand(), buildCommand(), versionCommand(), serveCommand()}
 	for _, c := range cmds {
 		c.OnUsageError = onUsageError
 	}
