@@ -41,7 +41,7 @@ type catalog map[string]*entry
 
 // loadCatalog compiles every configured block and adds the built-in blocks
 // that need no grant.
-func loadCatalog(ctx context.Context, rt *host.Runtime, blocks []BlockConfig) (catalog, error) {
+func loadCatalog(ctx context.Context, rt *host.Runtime, blocks []BlockConfig, natives []nativeBlock) (catalog, error) {
 	cat := catalog{}
 	p, ok := plugins.Lookup(approval.Name)
 	if !ok {
@@ -49,6 +49,10 @@ func loadCatalog(ctx context.Context, rt *host.Runtime, blocks []BlockConfig) (c
 	}
 	cat[approval.Name] = &entry{name: p.Name, kind: "builtin", summary: p.Summary, runner: rt.Native(p.Name, p.Run),
 		idempotent: true, pool: approvalPool, limits: host.DefaultLimits}
+	for _, n := range natives {
+		cat[n.name] = &entry{name: n.name, kind: "builtin", runner: rt.Native(n.name, n.fn), idempotent: n.idempotent,
+			pool: "default", limits: host.DefaultLimits}
+	}
 	for _, b := range blocks {
 		e, err := loadBlock(ctx, rt, b)
 		if err != nil {

@@ -114,7 +114,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	if s.rt, err = host.NewRuntime(ctx, rcfg); err != nil {
 		return nil, &ConfigError{Where: "engine", Problem: err.Error()}
 	}
-	if s.cat, err = loadCatalog(ctx, s.rt, cfg.blocks()); err != nil {
+	if s.cat, err = loadCatalog(ctx, s.rt, cfg.blocks(), cfg.natives); err != nil {
 		return nil, err
 	}
 	ecfg := executor.NewConfig().WithRegisterer(s.registry).WithLogger(logger)

@@ -226,13 +226,13 @@ type scanner interface{ Scan(...any) error }
 
 func scanStep(sc scanner) (*stepRow, error) {
 	var (
-		r                              stepRow
-		created                        int64
-		started, finished, aDeadline   sql.NullInt64
-		aDecided                       sql.NullInt64
-		result                         []byte
-		aID, aPrompt, aApprovers       sql.NullString
-		aState, aApprover, aComment    sql.NullString
+		r                            stepRow
+		created                      int64
+		started, finished, aDeadline sql.NullInt64
+		aDecided                     sql.NullInt64
+		result                       []byte
+		aID, aPrompt, aApprovers     sql.NullString
+		aState, aApprover, aComment  sql.NullString
 	)
 	err := sc.Scan(&r.ID, &r.Tenant, &r.Block, &r.State, &r.Priority, &r.Pool, &r.Input, &r.MayRerun,
 		&r.IdempotencyKey, &r.SubmittedBy, &r.TraceID, &created, &started, &finished,
