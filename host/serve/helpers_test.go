@@ -22,10 +22,10 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 // Tokens of the test configuration.
 const (
-	tokAna   = "ana-token-0123456789"   // acme, approver
-	tokBen   = "ben-token-0123456789"   // acme, not an approver in the tests
-	tokZed   = "zed-token-0123456789"   // globex
-	tokOps   = "ops-token-0123456789"   // acme, operator
+	tokAna   = "ana-token-0123456789" // acme, approver
+	tokBen   = "ben-token-0123456789" // acme, not an approver in the tests
+	tokZed   = "zed-token-0123456789" // globex
+	tokOps   = "ops-token-0123456789" // acme, operator
 	testConf = `
 tenant "acme" {
   token "ana@acme" { secret = "` + tokAna + `" }
