@@ -79,6 +79,9 @@ func serveAction(c *cli.Context) error {
 		return usageErrorf("invalid --listen %q: %v", c.String("listen"), err)
 	}
 	defer ln.Close()
+	if a, ok := ln.Addr().(*net.TCPAddr); c.Bool("insecure-local") && (!ok || !a.IP.IsLoopback()) {
+		return usageErrorf("invalid --listen %q: --insecure-local serves only this machine; listen on a loopback address such as 127.0.0.1:8080", c.String("listen"))
+	}
 	srv, err := serve.New(c.Context, cfg)
 	if err != nil {
 		return usageErrorf("%v", err)

@@ -98,7 +98,7 @@ func TestBrowser_approve(t *testing.T) {
 	if out["approved"] != true || out["approver"] != "local" || out["comment"] != "ship it" {
 		t.Fatalf("output: %v", out)
 	}
-	gone, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`document.querySelector(` + jsString(button) + `) === null`))
+	gone, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`document.querySelector(`+jsString(button)+`) === null`))
 	if err != nil || !gone {
 		t.Fatalf("the decided approval is still offered (%v)", err)
 	}
