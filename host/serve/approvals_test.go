@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 	"testing"
 )
 
@@ -78,6 +79,35 @@ func TestApproval_holdsNoWorker(t *testing.T) {
 	if r.code != 200 || r.json(t)["status"] != "success" {
 		t.Fatalf("a step beside 40 pending approvals: %d %s", r.code, r.body)
 	}
+	if n := len(h.do("GET", "/v1/steps?status=waiting&limit=100", tokAna, nil).json(t)["steps"].([]any)); n != 40 {
+		t.Fatalf("%d approvals waiting, want 40", n)
+	}
+	if !strings.Contains(string(h.do("GET", "/metrics", tokAna, nil).body), "blockhost_serve_approvals_pending 40\n") {
+		t.Fatal("the pending-approvals gauge does not say 40")
+	}
+}
+
+// TestApproval_oneDecision races approvers deciding the same step: one
+// decision is taken, the others are told it was decided.
+func TestApproval_oneDecision(t *testing.T) {
+	h := start(t, testConfig(t, t.TempDir(), nil))
+	id := h.submit(tokAna, approvalInput(60_000, "ana@acme", "ben@acme"))
+	codes := make(chan int, 8)
+	var wg sync.WaitGroup
+	for i := range 8 {
+		tok := []string{tokAna, tokBen}[i%2]
+		wg.Go(func() { codes <- h.do("POST", "/v1/approvals/"+id, tok, map[string]any{"approved": i%3 == 0}).code })
+	}
+	wg.Wait()
+	close(codes)
+	n := map[int]int{}
+	for c := range codes {
+		n[c]++
+	}
+	if n[200] != 1 || n[409] != 7 {
+		t.Fatalf("answers by status: %v, want one 200 and seven 409", n)
+	}
+	h.waitStatus(tokAna, id, "success")
 }
 
 // TestPage_withoutJavaScript reads the page and decides with a plain

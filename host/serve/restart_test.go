@@ -1,6 +1,7 @@
 package serve
 
 import (
+	"strings"
 	"testing"
 	"time"
 )
@@ -32,6 +33,10 @@ func TestRestart_pendingApprovalIsDecidedAfter(t *testing.T) {
 	h2 := start(t, testConfig(t, dir, nil))
 	if v := h2.step(tokAna, id); v["status"] != "waiting" {
 		t.Fatalf("after restart: %v", v)
+	}
+	// Its deadline is armed again.
+	if !strings.Contains(string(h2.do("GET", "/metrics", tokAna, nil).body), "blockhost_serve_approvals_pending 1\n") {
+		t.Fatal("the restarted server holds no pending approval")
 	}
 	if r := h2.do("POST", "/v1/approvals/"+id, tokAna, map[string]any{"approved": true, "comment": "after the restart"}); r.code != 200 {
 		t.Fatalf("decide after restart: %d %s", r.code, r.body)
