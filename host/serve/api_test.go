@@ -257,6 +257,16 @@ func TestConfig_errors(t *testing.T) {
 			}
 		})
 	}
+	// HCL's JSON form, as docs/serve.md shows it.
+	f, err := Parse([]byte(`{
+  "block": { "hello": { "manifest": "hello.hcl", "idempotent": true } },
+  "pool": { "default": { "concurrency": 4, "queue_size": 64 } },
+  "tenant": { "acme": { "token": { "ana@acme.example": { "sha256": "97f2b0d4c14468e5dbbddbee1d272e320b75bffee99d7a54e65b8469018b4273" } } } }
+}`), "/etc/blockhost/serve.json")
+	if err != nil || len(f.Blocks) != 1 || !f.Blocks[0].Idempotent || f.Blocks[0].Manifest != "/etc/blockhost/hello.hcl" ||
+		f.Pools["default"].QueueSize != 64 || len(f.Tenants) != 1 || f.Tenants[0].Tokens[0].Identity != "ana@acme.example" {
+		t.Fatalf("JSON configuration: %+v, %v", f, err)
+	}
 	if _, err := New(t.Context(), NewConfig().WithStoreDir(t.TempDir())); !errors.Is(err, ErrInvalidConfig) {
 		t.Fatalf("no tenants, not insecure-local: %v", err)
 	}
