@@ -43,7 +43,7 @@ func serveAction(c *cli.Context) error {
 	if c.NArg() > 0 {
 		return usageErrorf("serve: unexpected arguments %v (the catalog comes from --config)", c.Args().Slice())
 	}
-	logger, err := newLogger(c)
+	logger, err := newLogger(c, streamsOf(c).err)
 	if err != nil {
 		return err
 	}
