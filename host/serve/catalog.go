@@ -1,6 +1,7 @@
 package serve
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -12,8 +13,10 @@ import (
 	"time"
 
 	"github.com/blockhost/blockhost/host"
+	"github.com/blockhost/blockhost/host/executor"
 	"github.com/blockhost/blockhost/host/fscap"
 	"github.com/blockhost/blockhost/host/httpcap"
+	"github.com/blockhost/blockhost/host/job"
 	"github.com/blockhost/blockhost/host/manifest"
 	"github.com/blockhost/blockhost/plugins"
 	"github.com/blockhost/blockhost/plugins/approval"
@@ -25,7 +28,6 @@ type entry struct {
 	name       string
 	kind       string // "wasm" or "builtin"
 	summary    string
-	runner     host.Runner
 	manifest   *manifest.Manifest // nil for built-ins
 	module     string
 	sha256     string
@@ -39,22 +41,22 @@ type entry struct {
 // and never changes.
 type catalog map[string]*entry
 
-// loadCatalog compiles every configured block and adds the built-in blocks
-// that need no grant.
-func loadCatalog(ctx context.Context, rt *host.Runtime, blocks []BlockConfig, natives []nativeBlock) (catalog, error) {
+// loadCatalog loads every configured block through the request model —
+// compiling it now, so that a broken catalog stops the start, not a step —
+// and adds the built-in blocks that need no grant.
+func loadCatalog(ctx context.Context, svc *job.Service, blocks []BlockConfig, natives []nativeBlock) (catalog, error) {
 	cat := catalog{}
-	p, ok := plugins.Lookup(approval.Name)
-	if !ok {
-		return nil, fmt.Errorf("serve: built-in block %s is not registered", approval.Name)
-	}
-	cat[approval.Name] = &entry{name: p.Name, kind: "builtin", summary: p.Summary, runner: rt.Native(p.Name, p.Run),
-		idempotent: true, pool: approvalPool, limits: host.DefaultLimits}
-	for _, n := range natives {
-		cat[n.name] = &entry{name: n.name, kind: "builtin", runner: rt.Native(n.name, n.fn), idempotent: n.idempotent,
-			pool: "default", limits: host.DefaultLimits}
+	builtins := append([]nativeBlock{{name: approval.Name, idempotent: true, pool: approvalPool}}, natives...)
+	for _, n := range builtins {
+		p, ok := plugins.Lookup(n.name)
+		if !ok {
+			return nil, fmt.Errorf("serve: built-in block %s is not registered", n.name)
+		}
+		cat[n.name] = &entry{name: p.Name, kind: "builtin", summary: p.Summary, idempotent: n.idempotent,
+			pool: cmp.Or(n.pool, executor.DefaultPool), limits: host.DefaultLimits}
 	}
 	for _, b := range blocks {
-		e, err := loadBlock(ctx, rt, b)
+		e, err := loadBlock(ctx, svc, b)
 		if err != nil {
 			return nil, err
 		}
@@ -67,7 +69,7 @@ func loadCatalog(ctx context.Context, rt *host.Runtime, blocks []BlockConfig, na
 // separate, so a decision never waits behind other work.
 const approvalPool = "approvals"
 
-func loadBlock(ctx context.Context, rt *host.Runtime, b BlockConfig) (*entry, error) {
+func loadBlock(ctx context.Context, svc *job.Service, b BlockConfig) (*entry, error) {
 	bad := func(format string, args ...any) error {
 		return &ConfigError{Where: b.Manifest, Problem: fmt.Sprintf("block %q: ", b.Name) + fmt.Sprintf(format, args...)}
 	}
@@ -83,9 +85,6 @@ func loadBlock(ctx context.Context, rt *host.Runtime, b BlockConfig) (*entry, er
 	digest := hex.EncodeToString(sum[:])
 	if b.SHA256 != "" && b.SHA256 != digest {
 		return nil, bad("module %s has sha256 %s, not the pinned %s", m.Module, digest, b.SHA256)
-	}
-	if m.Engine != "" && m.Engine != rt.Engine() {
-		return nil, bad("manifest asks for engine %q; the server runs %q (--engine)", m.Engine, rt.Engine())
 	}
 	e := &entry{name: b.Name, kind: "wasm", manifest: m, module: m.Module, sha256: digest,
 		idempotent: b.Idempotent, pool: b.Pool,
@@ -105,8 +104,8 @@ func loadBlock(ctx context.Context, rt *host.Runtime, b BlockConfig) (*entry, er
 	if err := fscap.ValidateGrants(e.grants.FS); err != nil {
 		return nil, bad("%v", err)
 	}
-	if e.runner, err = rt.Load(ctx, b.Name, wasm); err != nil {
-		return nil, bad("module %s: %v", m.Module, err)
+	if _, err := svc.Resolve(ctx, job.Request{Manifest: m.Path}); err != nil {
+		return nil, bad("%v", err)
 	}
 	return e, nil
 }

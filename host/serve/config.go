@@ -19,7 +19,6 @@ import (
 	hcljson "github.com/hashicorp/hcl/v2/json"
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/blockhost/blockhost/host"
 	"github.com/blockhost/blockhost/host/executor"
 	"github.com/blockhost/blockhost/plugins/approval"
 )
@@ -327,10 +326,12 @@ type Config struct {
 	natives []nativeBlock
 }
 
+// nativeBlock is a built-in block of the plugins registry that the
+// catalog serves without a manifest.
 type nativeBlock struct {
 	name       string
-	fn         host.NativeFunc
 	idempotent bool
+	pool       string // default executor.DefaultPool
 }
 
 // NewConfig returns the defaults: an empty catalog (human.approval only),

@@ -16,9 +16,21 @@ import (
 
 	"github.com/blockhost/blockhost/host"
 	"github.com/blockhost/blockhost/host/executor"
+	"github.com/blockhost/blockhost/plugins"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// The test blocks are built-in blocks of the plugins registry, as
+// human.approval is; test.gate runs the gate of the current test.
+var currentGate atomic.Pointer[gate]
+
+func init() {
+	plugins.Register(plugins.Plugin{Name: "test.echo", Run: echo})
+	gated := func(ctx context.Context, call *host.Call) ([]byte, error) { return currentGate.Load().run(ctx, call) }
+	plugins.Register(plugins.Plugin{Name: "test.gate", Run: gated})
+	plugins.Register(plugins.Plugin{Name: "test.gate_idempotent", Run: gated})
+}
 
 // Tokens of the test configuration.
 const (
@@ -82,11 +94,10 @@ func testConfig(t *testing.T, dir string, g *gate) Config {
 		t.Fatal(err)
 	}
 	cfg := NewConfig().WithStoreDir(dir).WithFile(f).WithMaxBody(4096)
-	cfg.natives = []nativeBlock{{name: "test.echo", fn: echo, idempotent: true}}
+	cfg.natives = []nativeBlock{{name: "test.echo", idempotent: true}}
 	if g != nil {
-		cfg.natives = append(cfg.natives,
-			nativeBlock{name: "test.gate", fn: g.run},
-			nativeBlock{name: "test.gate_idempotent", fn: g.run, idempotent: true})
+		currentGate.Store(g)
+		cfg.natives = append(cfg.natives, nativeBlock{name: "test.gate"}, nativeBlock{name: "test.gate_idempotent", idempotent: true})
 	}
 	return cfg
 }

@@ -1,35 +1,41 @@
 package serve
 
 import (
-	"github.com/blockhost/blockhost/host"
+	"context"
+
 	"github.com/blockhost/blockhost/host/executor"
+	"github.com/blockhost/blockhost/host/job"
 )
 
-// request turns a stored step into the executor's request: the block,
-// grants and limits from the catalog (the operator's), the input,
-// priority and tenant from the step (the client's).
-//
-// This is the server's one adapter to the request model; run and batch
-// build theirs from flags and JSON lines the same way.
-func (e *entry) request(r *stepRow, runner host.Runner) executor.Request {
-	prio, _ := executor.ParsePriority(r.Priority) // checked on submission
-	req := executor.Request{
-		Runner:   runner,
-		Step:     host.Step{ID: r.ID, Input: r.Input, Grants: e.grants, Limits: e.limits},
-		Pool:     e.pool,
-		Priority: prio,
-		TenantID: r.Tenant,
-		TraceID:  r.TraceID,
+// jobRequest is a stored step as the request model (host/job) reads it:
+// the block by its manifest or built-in name — grants, limits and schedule
+// come from there, the operator's — and the input, priority and tenant
+// from the step, the client's. run, batch and the worker build theirs from
+// flags, JSON lines and messages the same way.
+func (e *entry) jobRequest(r *stepRow) job.Request {
+	jr := job.Request{StepID: r.ID, Input: r.Input, TenantID: r.Tenant, TraceID: r.TraceID}
+	if e.manifest != nil {
+		jr.Manifest = e.manifest.Path
+	} else {
+		jr.Block = e.name
 	}
-	if m := e.manifest; m != nil {
-		args := m.Args
-		req.Step.Args = args
-		s := m.Schedule
-		req.TotalDeadline, req.QueueTimeout = s.TotalDeadline, s.QueueTimeout
-		req.Retry = executor.RetryPolicy{MaxAttempts: s.Retry.MaxAttempts, Initial: s.Retry.BackoffInitial,
-			Multiplier: s.Retry.BackoffMultiplier, MaxInterval: s.Retry.BackoffMax, NonRetryable: s.Retry.NonRetryable}
+	if p, err := executor.ParsePriority(r.Priority); err == nil { // checked on submission
+		jr.Priority = &p
 	}
-	return req
+	return jr
+}
+
+// resolve turns a stored step into the executor's request through the
+// request model, in the block's pool, with its start recorded durably
+// before the block runs (tracked).
+func (s *Server) resolve(ctx context.Context, r *stepRow, e *entry) (executor.Request, error) {
+	xr, err := s.svc.Resolve(ctx, e.jobRequest(r))
+	if err != nil {
+		return xr, err
+	}
+	xr.Pool = e.pool
+	xr.Runner = tracked{Runner: xr.Runner, s: s}
+	return xr, nil
 }
 
 // defaultPriority is the priority of a step that names none: its

@@ -21,6 +21,7 @@ import (
 	"github.com/blockhost/blockhost/abi"
 	"github.com/blockhost/blockhost/host"
 	"github.com/blockhost/blockhost/host/executor"
+	"github.com/blockhost/blockhost/host/job"
 	"github.com/blockhost/blockhost/plugins/approval"
 )
 
@@ -30,7 +31,7 @@ type Server struct {
 	cfg      Config
 	logger   hclog.Logger
 	st       *store
-	rt       *host.Runtime
+	svc      *job.Service // the request model: loads blocks, owns the executor
 	exec     *executor.Executor
 	cat      catalog
 	tokens   map[[sha256.Size]byte]principal
@@ -55,7 +56,7 @@ type Server struct {
 // stored: a ticket of the executor, or a parked approval's timer.
 type flight struct {
 	done       chan struct{} // closed once the result is stored (or the step handed back)
-	ticket     *executor.Ticket
+	ticket     *job.Ticket
 	timer      *time.Timer // the deadline of a pending approval
 	userCancel atomic.Bool
 }
@@ -107,17 +108,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 			s.release(ctx)
 		}
 	}()
-	rcfg := host.NewRuntimeConfig().WithLogger(logger).WithCacheDir(cfg.cacheDir)
-	if cfg.engine != "" {
-		rcfg = rcfg.WithEngine(cfg.engine)
-	}
-	if s.rt, err = host.NewRuntime(ctx, rcfg); err != nil {
-		return nil, &ConfigError{Where: "engine", Problem: err.Error()}
-	}
-	if s.cat, err = loadCatalog(ctx, s.rt, cfg.blocks(), cfg.natives); err != nil {
-		return nil, err
-	}
-	ecfg := executor.NewConfig().WithRegisterer(s.registry).WithLogger(logger)
+	ecfg := executor.NewConfig().WithRegisterer(s.registry)
 	pools := cfg.pools()
 	if _, ok := pools[approvalPool]; !ok {
 		pools[approvalPool] = executor.PoolConfig{Concurrency: 2, QueueSize: 4096}
@@ -125,8 +116,15 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	for name, p := range pools {
 		ecfg = ecfg.WithPool(name, p)
 	}
-	if s.exec, err = executor.New(ecfg); err != nil {
-		return nil, &ConfigError{Where: "pool", Problem: err.Error()}
+	jcfg := job.NewConfig().WithLogger(logger).WithCacheDir(cfg.cacheDir).
+		WithOverrides(job.Settings{Engine: cfg.engine}).
+		WithExecutorConfig(ecfg).WithPool(pools[executor.DefaultPool]).WithMaxInput(int(cfg.maxBody))
+	if s.svc, err = job.New(jcfg); err != nil {
+		return nil, &ConfigError{Where: "pool or engine", Problem: err.Error()}
+	}
+	s.exec = s.svc.Executor()
+	if s.cat, err = loadCatalog(ctx, s.svc, cfg.blocks(), cfg.natives); err != nil {
+		return nil, err
 	}
 	if s.metrics, err = newMetrics(s); err != nil {
 		return nil, err
@@ -145,8 +143,8 @@ func (s *Server) release(ctx context.Context) {
 		_ = s.exec.Close(ctx)
 	}
 	s.wg.Wait()
-	if s.rt != nil {
-		_ = s.rt.Close(ctx)
+	if s.svc != nil {
+		_ = s.svc.Close(ctx)
 	}
 	if s.st != nil {
 		_ = s.st.close()
@@ -264,6 +262,7 @@ func (t tracked) Run(ctx context.Context, step host.Step) *abi.StepResult {
 // launch hands a stored step to the executor and starts the goroutine
 // that stores its result. It reports false when the server is closed.
 func (s *Server) launch(ctx context.Context, r *stepRow, e *entry) bool {
+	xr, rerr := s.resolve(ctx, r, e)
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
@@ -275,11 +274,19 @@ func (s *Server) launch(ctx context.Context, r *stepRow, e *entry) bool {
 		s.flights[r.ID] = f
 	}
 	f.timer = nil
-	f.ticket = s.exec.Submit(ctx, e.request(r, tracked{Runner: e.runner, s: s}))
+	if rerr == nil {
+		f.ticket = s.svc.Start(ctx, xr)
+	}
 	s.wg.Add(1)
 	s.mu.Unlock()
 	go func() {
 		defer s.wg.Done()
+		if rerr != nil {
+			// The catalog loaded the block at start, so this is a bug;
+			// it is the step's error rather than a step left unfinished.
+			s.settle(r, e, f, job.ErrorResult(r.ID, r.Block, rerr))
+			return
+		}
 		s.settle(r, e, f, f.ticket.Result())
 	}()
 	return true
