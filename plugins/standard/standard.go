@@ -9,4 +9,7 @@ import (
 	// fs.blob_put and fs.blob_get: blobs in a directory the step is
 	// granted.
 	_ "github.com/blockhost/blockhost/plugins/fsblob"
+
+	// human.approval: a step that waits for a person's decision.
+	_ "github.com/blockhost/blockhost/plugins/approval"
 )
