@@ -11,6 +11,7 @@ import (
 
 	"github.com/blockhost/blockhost/abi"
 	"github.com/blockhost/blockhost/host/engine"
+	"github.com/blockhost/blockhost/host/extism"
 	// The default engine is always available.
 	_ "github.com/blockhost/blockhost/host/engine/wazero"
 )
@@ -119,7 +120,7 @@ func NewRuntime(ctx context.Context, cfg RuntimeConfig) (*Runtime, error) {
 		modules: map[[sha256.Size]byte]*compileEntry{},
 	}
 	eng, err := factory(ctx, engine.Config{
-		HostModules: []engine.HostModule{hostModule()},
+		HostModules: []engine.HostModule{hostModule(), extism.HostModule()},
 		CacheDir:    cfg.cacheDir,
 	})
 	if err != nil {

@@ -406,7 +406,9 @@ func (m *module) describe() {
 		et := xt.Type()
 		switch {
 		case et.FuncType() != nil:
+			ft := et.FuncType()
 			ex.Kind = engine.KindFunc
+			ex.Signature = abi.Signature{Params: abiTypes(ft.Params()), Results: abiTypes(ft.Results())}
 		case et.MemoryType() != nil:
 			ex.Kind = engine.KindMemory
 			m.noteMemory(et.MemoryType())
@@ -470,11 +472,23 @@ func funcType(sig abi.Signature) *wasmtime.FuncType {
 // context and memory come from the store's data.
 func hostFunc(hf engine.HostFunction) func(*wasmtime.Caller, []wasmtime.Val) ([]wasmtime.Val, *wasmtime.Trap) {
 	params, results := hf.Signature.Params, hf.Signature.Results
-	return func(c *wasmtime.Caller, args []wasmtime.Val) ([]wasmtime.Val, *wasmtime.Trap) {
+	return func(c *wasmtime.Caller, args []wasmtime.Val) (_ []wasmtime.Val, trap *wasmtime.Trap) {
 		r, ok := c.Data().(*run)
 		if !ok {
 			return nil, wasmtime.NewTrap("blockhost: host function called outside a run")
 		}
+		defer func() {
+			// A host function traps by panicking with an *engine.Trap; the
+			// run keeps it so that Run returns it as it was.
+			if p := recover(); p != nil {
+				t, ok := p.(*engine.Trap)
+				if !ok {
+					panic(p)
+				}
+				r.hostTrap = t
+				trap = wasmtime.NewTrap(t.Message)
+			}
+		}()
 		stack := make([]uint64, max(len(params), len(results)))
 		for i, a := range args {
 			switch a.Kind() {
