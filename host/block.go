@@ -127,7 +127,7 @@ func (b *Block) Run(ctx context.Context, step Step) (res *abi.StepResult) {
 		return res
 	}
 	var call *extism.Call
-	if b.kind == kindExtism || step.Function != "" {
+	if b.callsPlugin(step.Function) || step.Function != "" {
 		var xerr *abi.Error
 		if ctx, call, xerr = b.startExtism(ctx, st, step, &cfg); xerr != nil {
 			st.close()

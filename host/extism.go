@@ -83,12 +83,20 @@ func (b *Block) CheckFunction(fn string) error {
 	return nil
 }
 
+// callsPlugin reports whether a step calling fn runs as an Extism plugin
+// call: every step of an Extism plugin, and a WASI command's step that
+// names a function (a plugin that happens to need nothing of Extism's
+// host ABI, such as Extism's own noop.wasm).
+func (b *Block) callsPlugin(fn string) bool {
+	return b.kind == kindExtism || (b.kind == kindCommand && fn != "")
+}
+
 // extismEntries returns the entry points of a step calling fn, computed
 // once per function.
 func (b *Block) extismEntries(fn string) ([]string, error) {
-	if b.kind != kindExtism {
+	if !b.callsPlugin(fn) {
 		if fn != "" {
-			return nil, fmt.Errorf("is not an Extism plugin: a function to call (%q) applies to Extism plugins only", fn)
+			return nil, fmt.Errorf("is a blockhost block: a function to call (%q) applies to Extism plugins and WASI commands only", fn)
 		}
 		return b.entry, nil
 	}
@@ -123,9 +131,9 @@ func (b *Block) startExtism(ctx context.Context, st *stepState, step Step, cfg *
 		return ctx, nil, abi.NewError(abi.CodeInvalidInput, abi.ClassPermanent, fmt.Sprintf("module %s: %v", b.name, err))
 	}
 	cfg.Entry = entries
-	if b.kind != kindExtism {
-		return ctx, nil, nil
-	}
+	// The input and output are the plugin's, through the host ABI; what it
+	// writes on its standard output is logged, as a block's is.
+	cfg.Stdin, cfg.Stdout = nil, &logWriter{st: st, stream: "stdout"}
 	level, ok := extismLevels[st.log().GetLevel()]
 	if !ok {
 		level = extism.LevelInfo
