@@ -131,7 +131,7 @@ func (c *Call) Error() string {
 // call and stops the guest once the step is over.
 func enter(ctx context.Context) *Call {
 	c, ok := ctx.Value(callKey{}).(*Call)
-	if !ok {
+	if !ok || c == nil {
 		panic(&engine.Trap{Message: ErrNoCall.Error()})
 	}
 	c.hostCalls++
