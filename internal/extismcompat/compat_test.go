@@ -76,13 +76,16 @@ func sdkDir(tb testing.TB) string {
 }
 
 // runtimes returns a blockhost runtime per engine, logging every block
-// record at trace level as JSON into the returned buffers.
-func runtimes(tb testing.TB) map[string]*runtime {
+// record at trace level as JSON into their buffers when logs is set.
+func runtimes(tb testing.TB, logs bool) map[string]*runtime {
 	tb.Helper()
 	out := map[string]*runtime{}
 	for _, name := range []string{"wazero", "wasmtime"} {
 		r := &runtime{}
-		logger := hclog.New(&hclog.LoggerOptions{Output: &r.logs, Level: hclog.Trace, JSONFormat: true})
+		logger := hclog.NewNullLogger()
+		if logs {
+			logger = hclog.New(&hclog.LoggerOptions{Output: &r.logs, Level: hclog.Trace, JSONFormat: true})
+		}
 		rt, err := host.NewRuntime(context.Background(), host.NewRuntimeConfig().WithEngine(name).WithLogger(logger).
 			WithCacheDir(cacheDir(tb, "blockhost-"+name)))
 		if err != nil {
@@ -465,7 +468,7 @@ func TestCompat_plugins(t *testing.T) {
 	sdk := sdkDir(t)
 	srv := loopback(t)
 	mnt := mntDir(t, sdk)
-	rts := runtimes(t)
+	rts := runtimes(t, true)
 	ctx := context.Background()
 	for _, c := range cases(srv.URL) {
 		t.Run(c.name, func(t *testing.T) {
@@ -561,7 +564,7 @@ func TestCompat_everyPlugin(t *testing.T) {
 // later.
 func TestCompat_notRunAreRefused(t *testing.T) {
 	sdk := sdkDir(t)
-	rts := runtimes(t)
+	rts := runtimes(t, true)
 	for name := range notRun {
 		wasm, err := os.ReadFile(filepath.Join(sdk, "wasm", name))
 		if err != nil {
