@@ -76,6 +76,10 @@ func (b *Block) Kind() string {
 // nil when it can; for a block that is not an Extism plugin, fn must be
 // empty. The error is a *ModuleError matching ErrInvalidModule.
 func (b *Block) CheckFunction(fn string) error {
+	if b.kind == kindExtism && fn == "" {
+		return &ModuleError{Module: b.name, Kind: ErrInvalidModule,
+			Detail: "is an Extism plugin: name the function to call (--func on the command line, function in a manifest)"}
+	}
 	_, err := b.extismEntries(fn)
 	if err != nil {
 		return &ModuleError{Module: b.name, Kind: ErrInvalidModule, Detail: err.Error()}

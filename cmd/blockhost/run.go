@@ -59,6 +59,9 @@ type runSpec struct {
 	cacheDir string
 	// manifest is the parsed manifest, or nil.
 	manifest *manifest.Manifest
+	// function and config are an Extism plugin's (run_extism.go).
+	function string
+	config   map[string]string
 }
 
 // runOption is a group of `run` flags owned by one feature (a capability,
@@ -119,7 +122,8 @@ func runAction(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	res := execute(ctx, runner, host.Step{ID: spec.stepID, Input: spec.input, Args: spec.args, Grants: spec.grants, Limits: spec.limits})
+	res := execute(ctx, runner, host.Step{ID: spec.stepID, Input: spec.input, Args: spec.args, Grants: spec.grants, Limits: spec.limits,
+		Function: spec.function, Config: spec.config})
 
 	out, err := json.MarshalIndent(res, "", "  ")
 	if err != nil {
@@ -157,6 +161,9 @@ func loadRunner(ctx context.Context, rt *host.Runtime, spec *runSpec) (host.Runn
 		}
 		return nil, usageErrorf("%s: %v", spec.module, err)
 	}
+	if err := blk.CheckFunction(spec.function); err != nil {
+		return nil, usageErrorf("%s: %v", spec.module, err)
+	}
 	return blk, nil
 }
 
@@ -179,6 +186,7 @@ func buildSpec(c *cli.Context) (*runSpec, error) {
 		spec.name, spec.module, spec.engine = m.Name, m.Module, m.Engine
 		spec.args, spec.grants.Env = m.Args, m.Env
 		spec.manifest = m
+		spec.function, spec.config = m.Function, m.Config
 		spec.limits = host.Limits{Timeout: m.Limits.Timeout, Memory: m.Limits.Memory, Output: m.Limits.Output, Log: m.Limits.Log}
 		if len(args) > 0 {
 			spec.args = args
