@@ -350,7 +350,8 @@ func (b *batch) request(line []byte, n int) (executor.Request, *abi.StepResult) 
 		res.Block = br.Block
 		return r, res
 	}
-	step := host.Step{ID: id, Args: l.spec.args, Grants: l.spec.grants, Limits: l.spec.limits}
+	step := host.Step{ID: id, Args: l.spec.args, Grants: l.spec.grants, Limits: l.spec.limits,
+		Function: l.spec.function, Config: l.spec.config}
 	switch {
 	case br.InputText != nil:
 		step.Input = []byte(*br.InputText)
@@ -452,6 +453,7 @@ func (b *batch) loadLocked(block, manifestPath string) loaded {
 			return loaded{err: err}
 		}
 		spec.name, spec.module, spec.args, spec.grants.Env, spec.manifest = m.Name, m.Module, m.Args, m.Env, m
+		spec.function, spec.config = m.Function, m.Config
 		if m.Engine != "" {
 			spec.engine = m.Engine
 		}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -167,4 +168,27 @@ func TestMain(m *testing.M) {
 	code := m.Run()
 	os.RemoveAll(dir)
 	os.Exit(code)
+}
+
+// A manifest's function and config, and --config over them.
+func TestCLI_manifest(t *testing.T) {
+	plugin := filepath.Join(sdkDir(t), "wasm", "config.wasm")
+	path := filepath.Join(t.TempDir(), "config.hcl")
+	src := fmt.Sprintf("block %q {\n  module = %q\n  function = \"run_test\"\n  config {\n    thing = \"from the manifest\"\n  }\n}\n", "config", plugin)
+	if err := os.WriteFile(path, []byte(src), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--manifest", path}, "from the manifest"},
+		{[]string{"--config", "thing=from a flag", "--manifest", path}, "from a flag"},
+	} {
+		res, code, stderr := runCLI(t, tc.args...)
+		var got struct{ Config string }
+		if code != 0 || json.Unmarshal(res.Output, &got) != nil || got.Config != tc.want {
+			t.Errorf("%v: exit %d, output %s; want config %q\n%s", tc.args, code, res.Output, tc.want, stderr)
+		}
+	}
 }
