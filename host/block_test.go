@@ -171,9 +171,9 @@ func TestBlock_cancelledNotTimeout(t *testing.T) {
 				b := load(t, rt, fixture)
 				ctx, cancel := context.WithCancelCause(context.Background())
 				time.AfterFunc(50*time.Millisecond, func() { cancel(host.ErrCancelled) })
-				// The step's own timeout is close behind the cancellation: the
+				// The step also has a timeout, later than the cancellation: the
 				// recorded cause, not the order errors arrive in, decides.
-				res := b.Run(ctx, host.Step{Limits: host.Limits{Timeout: 60 * time.Millisecond}})
+				res := b.Run(ctx, host.Step{Limits: host.Limits{Timeout: 10 * time.Second}})
 				if res.Status != abi.StatusCancelled || res.Error.Code != abi.CodeCancelledByUser {
 					t.Fatalf("status %s error %+v, want cancelled", res.Status, res.Error)
 				}
