@@ -51,13 +51,17 @@ help:
 build:
 	$(GO) build -o $(BIN)/blockhost ./cmd/blockhost
 
+# internal/extismcompat is a module of its own (it depends on Extism; the
+# product does not), so ./... does not reach it.
 test:
 	$(GO) test -race -count=1 -timeout=$(TEST_TIMEOUT) ./...
+	cd internal/extismcompat && $(GO) test -race -count=1 -timeout=$(TEST_TIMEOUT) ./...
 
 bench:
 	$(GO) test -run='^$$' -bench=. -skip='$(ONCE_BENCHES)' -benchtime=$(BENCHTIME) $(BENCHFLAGS) ./host/
 	$(GO) test -run='^$$' -bench='$(ONCE_BENCHES)' -benchtime=1x $(BENCHFLAGS) ./host/
 	$(GO) test -run='^$$' -bench=. -benchtime=$(BENCHTIME) $(BENCHFLAGS) ./host/executor/
+	cd internal/extismcompat && $(GO) test -run='^$$' -bench=. -benchtime=$(BENCHTIME) $(BENCHFLAGS) .
 
 # The Go files gofmt looks at: all of them, testdata included, outside
 # hidden directories (.git, caches).
@@ -69,6 +73,7 @@ check:
 	if [ -n "$$files" ]; then echo "not gofmt-formatted (run gofmt -w):"; echo "$$files"; exit 1; fi
 	@echo '>>> go vet'
 	$(GO) vet ./...
+	cd internal/extismcompat && $(GO) vet ./...
 	GOOS=wasip1 GOARCH=wasm $(GO) vet ./abi/... ./sdk/... ./examples/...
 	@echo '>>> wasip1 build'
 	GOOS=wasip1 GOARCH=wasm $(GO) build ./abi/... ./sdk/... ./examples/...
@@ -81,6 +86,7 @@ check:
 	done
 	@echo '>>> go mod tidy -diff'
 	@$(GO) mod tidy -diff || { echo 'go.mod/go.sum are not tidy: run go mod tidy'; exit 1; }
+	@cd internal/extismcompat && $(GO) mod tidy -diff || { echo 'internal/extismcompat/go.mod is not tidy: run go mod tidy there'; exit 1; }
 
 examples: $(EXAMPLE_WASM) c-examples
 

@@ -10,11 +10,13 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"sync"
 	"time"
 	"unicode/utf8"
 
 	"github.com/blockhost/blockhost/abi"
 	"github.com/blockhost/blockhost/host/engine"
+	"github.com/blockhost/blockhost/host/extism"
 )
 
 // Block is a loaded, validated module, ready to run steps. It is safe for
@@ -25,6 +27,8 @@ type Block struct {
 	mod   engine.Module
 	kind  moduleKind
 	entry []string
+	// funcs caches an Extism plugin's entry points by function (extism.go).
+	funcs sync.Map
 }
 
 func newBlock(r *Runtime, name string, mod engine.Module) (*Block, error) {
@@ -57,6 +61,12 @@ type Step struct {
 	Grants Grants
 	// Limits override the runtime's defaults field by field.
 	Limits Limits
+	// Function is the export an Extism plugin's step calls, such as
+	// "count_vowels"; it must be empty for other blocks.
+	Function string
+	// Config is an Extism plugin's configuration, which it reads with
+	// config_get. It is the operator's, like Grants, never the input's.
+	Config map[string]string
 }
 
 // Run executes one step in a fresh instance and returns its result. It
@@ -120,8 +130,20 @@ func (b *Block) Run(ctx context.Context, step Step) (res *abi.StepResult) {
 		res.Status, res.Error = abi.StatusError, err
 		return res
 	}
+	var call *extism.Call
+	if b.callsPlugin(step.Function) || step.Function != "" {
+		var xerr *abi.Error
+		if ctx, call, xerr = b.startExtism(ctx, st, step, &cfg); xerr != nil {
+			st.close()
+			res.Status, res.Error = abi.StatusError, xerr
+			return res
+		}
+	}
 	rr, err := b.mod.Run(ctx, cfg)
 	st.close()
+	if call != nil {
+		st.hostCalls += call.HostCalls()
+	}
 	res.Usage.WallMS = ms(time.Since(runStart))
 	res.Usage.PeakMemoryBytes = rr.PeakMemory
 	cfg.Stderr.(*logWriter).end()
@@ -136,6 +158,9 @@ func (b *Block) Run(ctx context.Context, step Step) (res *abi.StepResult) {
 	if errors.Is(err, engine.ErrInterrupted) || st.sawEnd || ctx.Err() != nil {
 		b.ended(ctx, res)
 		return res
+	}
+	if call != nil {
+		b.finishExtism(st, call, step.Function, rr, err)
 	}
 	if !st.output.hit {
 		res.Usage.BytesOut = uint64(len(st.output.buf))

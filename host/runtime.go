@@ -12,6 +12,7 @@ import (
 
 	"github.com/blockhost/blockhost/abi"
 	"github.com/blockhost/blockhost/host/engine"
+	"github.com/blockhost/blockhost/host/extism"
 	// The default engine is always available.
 	_ "github.com/blockhost/blockhost/host/engine/wazero"
 )
@@ -125,7 +126,7 @@ func NewRuntime(ctx context.Context, cfg RuntimeConfig) (*Runtime, error) {
 		modules: map[[sha256.Size]byte]*compileEntry{},
 	}
 	eng, err := factory(ctx, engine.Config{
-		HostModules: []engine.HostModule{hostModule()},
+		HostModules: []engine.HostModule{hostModule(), extism.HostModule()},
 		CacheDir:    cfg.cacheDir,
 		Logger:      logger,
 	})

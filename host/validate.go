@@ -8,6 +8,7 @@ import (
 
 	"github.com/blockhost/blockhost/abi"
 	"github.com/blockhost/blockhost/host/engine"
+	"github.com/blockhost/blockhost/host/extism"
 )
 
 // moduleKind is how the host runs a module: as an ABI block or as a plain
@@ -17,6 +18,9 @@ type moduleKind uint8
 const (
 	kindABI moduleKind = iota
 	kindCommand
+	// kindExtism is an Extism plugin: it imports extism:host/env, and each
+	// step calls the function it names (extism.go).
+	kindExtism
 )
 
 // wasiFunctions are the functions of WASI preview1. The engines provide
@@ -40,14 +44,20 @@ var wasiFunctions = map[string]bool{
 // inspect checks a compiled module against the ABI and returns how to run
 // it: its kind and its entry points.
 func inspect(name string, mod engine.Module) (moduleKind, []string, error) {
-	importsABI := false
+	importsABI, importsExtism := false, false
 	for _, im := range mod.Imports() {
 		if err := checkImport(name, im); err != nil {
 			return 0, nil, err
 		}
-		if im.Module == abi.ImportModule {
+		switch im.Module {
+		case abi.ImportModule:
 			importsABI = true
+		case extism.ImportModule:
+			importsExtism = true
 		}
+	}
+	if importsExtism {
+		return inspectExtism(name, mod, importsABI)
 	}
 
 	exports := map[string]engine.ExternKind{}
@@ -116,8 +126,10 @@ func checkImport(name string, im engine.Import) error {
 		if im.Kind != engine.KindFunc || !wasiFunctions[im.Name] {
 			return unknown("not a function of WASI preview1")
 		}
+	case extism.ImportModule, extism.UserModule:
+		return checkExtismImport(name, im)
 	default:
-		return unknown("the host provides only modules \"blockhost\" and \"wasi_snapshot_preview1\"")
+		return unknown("the host provides only modules \"blockhost\", \"wasi_snapshot_preview1\" and, for Extism plugins, \"extism:host/env\"")
 	}
 	return nil
 }

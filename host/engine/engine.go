@@ -34,7 +34,9 @@ type Memory interface {
 
 // HostFunction is a function the host exports to guests. Func reads its
 // parameters from stack and writes its results over them, in order; mem is
-// the calling instance's memory, or nil when the guest has none.
+// the calling instance's memory, or nil when the guest has none. Func ends
+// the guest with a trap by panicking with a *Trap: Run then returns that
+// *Trap (or ErrInterrupted when the run's context has ended).
 type HostFunction struct {
 	Name      string
 	Signature abi.Signature
@@ -100,10 +102,12 @@ type Import struct {
 	Signature    abi.Signature
 }
 
-// Export is one export of a compiled module.
+// Export is one export of a compiled module. Signature is set for
+// functions.
 type Export struct {
-	Name string
-	Kind ExternKind
+	Name      string
+	Kind      ExternKind
+	Signature abi.Signature
 }
 
 // Engine compiles and runs WebAssembly modules. It is safe for concurrent
@@ -140,7 +144,7 @@ type Module interface {
 // RunConfig is one run of a module.
 type RunConfig struct {
 	// Entry names the exported functions to call, in order, after
-	// instantiation; each takes no parameters.
+	// instantiation. An entry that takes parameters is called with zeros.
 	Entry []string
 	// Args is the WASI argv, program name first.
 	Args []string
@@ -168,6 +172,8 @@ type RunResult struct {
 	// MemoryLimitHit is true when the guest asked for memory beyond
 	// MemoryLimit and was refused.
 	MemoryLimitHit bool
+	// Results are what the last entry returned, when every entry returned.
+	Results []uint64
 }
 
 var (

@@ -45,6 +45,13 @@ type Settings struct {
 	// FS grants are added to the manifest's; one for a guest path the
 	// manifest also grants replaces the manifest's grant.
 	FS []fscap.Grant
+
+	// Function is the function of an Extism plugin every step calls,
+	// over the manifest's (docs/extism.md).
+	Function string
+	// Config is added to an Extism plugin's config from its manifest; a
+	// key here replaces the manifest's.
+	Config map[string]string
 }
 
 // Config configures a Service. It is immutable: each With method returns
@@ -69,6 +76,7 @@ func NewConfig() Config {
 // manifests (see Settings).
 func (c Config) WithOverrides(s Settings) Config {
 	s.Env = maps.Clone(s.Env)
+	s.Config = maps.Clone(s.Config)
 	c.overrides = s
 	return c
 }

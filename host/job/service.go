@@ -46,7 +46,9 @@ type loaded struct {
 	total    time.Duration
 	queue    time.Duration
 	priority executor.Priority
-	err      error // why it cannot be loaded; remembered
+	function string            // the manifest's (extism.go)
+	config   map[string]string // the manifest's
+	err      error             // why it cannot be loaded; remembered
 }
 
 // New builds a Service: it validates cfg and starts the executor. Runtimes
@@ -180,6 +182,9 @@ func (s *Service) Resolve(ctx context.Context, r Request) (executor.Request, err
 		return fail("retry", "%v", err)
 	}
 	step := host.Step{ID: r.StepID, Input: input, Args: l.args}
+	if err := s.extism(l, &step); err != nil {
+		return fail("function", "%v", err)
+	}
 	if r.Args != nil {
 		step.Args = r.Args
 	}
@@ -326,6 +331,7 @@ func (s *Service) loadManifest(ctx context.Context, path string) (*loaded, error
 		return nil, err
 	}
 	l.args, l.env = m.Args, m.Env
+	l.function, l.config = m.Function, m.Config
 	l.limits = host.Limits{Timeout: m.Limits.Timeout, Memory: m.Limits.Memory, Output: m.Limits.Output, Log: m.Limits.Log}
 	sch := m.Schedule
 	l.retry = executor.RetryPolicy{MaxAttempts: sch.Retry.MaxAttempts, Initial: sch.Retry.BackoffInitial,

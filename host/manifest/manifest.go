@@ -74,6 +74,12 @@ type Manifest struct {
 	// A relative host directory is joined to the manifest's directory but
 	// not made absolute. It is nil when the manifest grants none.
 	FS []fscap.Grant
+	// Function is the export an Extism plugin's steps call, or empty
+	// (extism.go).
+	Function string
+	// Config is an Extism plugin's configuration; nil when the manifest
+	// sets none (extism.go).
+	Config map[string]string
 }
 
 // Limits are the resource limits a manifest sets. A zero field means the
@@ -167,8 +173,8 @@ var (
 		// module is required, but checked by hand so that the error points
 		// at the block and names it.
 		Attributes: []hcl.AttributeSchema{{Name: "module"}, {Name: "engine"}, {Name: "args"},
-			{Name: "priority"}, {Name: "total_deadline"}, {Name: "queue_timeout"}},
-		Blocks: []hcl.BlockHeaderSchema{{Type: "limits"}, {Type: "capabilities"}, {Type: "retry"}},
+			{Name: "priority"}, {Name: "total_deadline"}, {Name: "queue_timeout"}, {Name: "function"}},
+		Blocks: []hcl.BlockHeaderSchema{{Type: "limits"}, {Type: "capabilities"}, {Type: "retry"}, {Type: "config"}},
 	}
 	limitsSchema = &hcl.BodySchema{
 		Attributes: []hcl.AttributeSchema{{Name: "timeout"}, {Name: "memory"}, {Name: "output"}, {Name: "log"}},
@@ -250,6 +256,7 @@ func (d *decoder) block(blk *hcl.Block) *Manifest {
 		m.Env = d.capabilities(blk, m)
 	}
 	d.schedule(content, m) // retry.go
+	d.extism(content, m)   // extism.go
 	return m
 }
 

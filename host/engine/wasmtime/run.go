@@ -7,6 +7,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math"
 	"strings"
 	"sync/atomic"
 
@@ -70,6 +71,8 @@ type run struct {
 	// slept is set when a host function ended the run because the
 	// context did.
 	slept atomic.Bool
+	// hostTrap is the trap a host function ended the guest with.
+	hostTrap *engine.Trap
 }
 
 // memoryOf returns the calling instance's exported memory, or nil.
@@ -165,12 +168,21 @@ func (m *module) Run(ctx context.Context, cfg engine.RunConfig) (res engine.RunR
 		if fn == nil {
 			return res, fmt.Errorf("wasmtime: entry point %q is not exported", name)
 		}
-		if _, err := fn.Call(store); err != nil {
+		var params []any
+		if n := len(fn.Type(store).Params()); n > 0 {
+			params = make([]any, n)
+			for i, p := range fn.Type(store).Params() {
+				params[i] = zeroVal(p.Kind())
+			}
+		}
+		out, err := fn.Call(store, params...)
+		if err != nil {
 			return m.classify(r, res, err)
 		}
 		if r.slept.Load() {
 			return m.classify(r, res, errSleepCut)
 		}
+		res.Results = results(out)
 	}
 	return res, nil
 }
@@ -228,6 +240,56 @@ func (m *module) memoryUsage(store *wasmtime.Store, inst *wasmtime.Instance, lim
 	return peak, hit
 }
 
+// zeroVal is the zero of a parameter of kind k, for an entry that takes
+// parameters.
+func zeroVal(k wasmtime.ValKind) any {
+	switch k {
+	case wasmtime.KindI64:
+		return int64(0)
+	case wasmtime.KindF32:
+		return float32(0)
+	case wasmtime.KindF64:
+		return float64(0)
+	}
+	return int32(0)
+}
+
+// results turns what Func.Call returned (nil, one value, or a list) into
+// the engine contract's raw values.
+func results(out any) []uint64 {
+	var vals []wasmtime.Val
+	switch v := out.(type) {
+	case nil:
+		return nil
+	case []wasmtime.Val:
+		vals = v
+	case int32:
+		return []uint64{uint64(uint32(v))}
+	case int64:
+		return []uint64{uint64(v)}
+	case float32:
+		return []uint64{uint64(math.Float32bits(v))}
+	case float64:
+		return []uint64{math.Float64bits(v)}
+	default:
+		return nil
+	}
+	raw := make([]uint64, len(vals))
+	for i, v := range vals {
+		switch v.Kind() {
+		case wasmtime.KindI32:
+			raw[i] = uint64(uint32(v.I32()))
+		case wasmtime.KindI64:
+			raw[i] = uint64(v.I64())
+		case wasmtime.KindF32:
+			raw[i] = uint64(math.Float32bits(v.F32()))
+		case wasmtime.KindF64:
+			raw[i] = math.Float64bits(v.F64())
+		}
+	}
+	return raw
+}
+
 var errSleepCut = errors.New("wasmtime: a host function ended the run with its context")
 
 // classify turns a wasmtime error into the engine contract's terms.
@@ -236,6 +298,9 @@ func (m *module) classify(r *run, res engine.RunResult, err error) (engine.RunRe
 		// The run was ended by its context (or ended while the context did:
 		// the interruption is what counts).
 		return res, engine.ErrInterrupted
+	}
+	if r.hostTrap != nil {
+		return res, r.hostTrap
 	}
 	var werr *wasmtime.Error
 	if errors.As(err, &werr) {

@@ -395,7 +395,9 @@ func (m *module) describe() {
 		et := xt.Type()
 		switch {
 		case et.FuncType() != nil:
+			ft := et.FuncType()
 			ex.Kind = engine.KindFunc
+			ex.Signature = abi.Signature{Params: abiTypes(ft.Params()), Results: abiTypes(ft.Results())}
 		case et.MemoryType() != nil:
 			ex.Kind = engine.KindMemory
 			m.noteMemory(et.MemoryType())
@@ -460,11 +462,23 @@ func funcType(sig abi.Signature) *wasmtime.FuncType {
 // when done ends the run with a trap once the context has ended.
 func hostFunc(hf engine.HostFunction) func(*wasmtime.Caller, []wasmtime.Val) ([]wasmtime.Val, *wasmtime.Trap) {
 	params, results, stop := hf.Signature.Params, hf.Signature.Results, hf.StopWhenDone
-	return func(c *wasmtime.Caller, args []wasmtime.Val) ([]wasmtime.Val, *wasmtime.Trap) {
+	return func(c *wasmtime.Caller, args []wasmtime.Val) (_ []wasmtime.Val, trap *wasmtime.Trap) {
 		r, ok := c.Data().(*run)
 		if !ok {
 			return nil, wasmtime.NewTrap("blockhost: host function called outside a run")
 		}
+		defer func() {
+			// A host function traps by panicking with an *engine.Trap; the
+			// run keeps it so that Run returns it as it was.
+			if p := recover(); p != nil {
+				t, ok := p.(*engine.Trap)
+				if !ok {
+					panic(p)
+				}
+				r.hostTrap = t
+				trap = wasmtime.NewTrap(t.Message)
+			}
+		}()
 		stack := make([]uint64, max(len(params), len(results)))
 		for i, a := range args {
 			switch a.Kind() {

@@ -218,8 +218,9 @@ func (e *Engine) Compile(ctx context.Context, wasm []byte) (engine.Module, error
 		m.imports = append(m.imports, engine.Import{Module: mod, Name: name, Kind: engine.KindMemory})
 		m.minPages, m.hasMemory = md.Min(), true
 	}
-	for name := range cm.ExportedFunctions() {
-		m.exports = append(m.exports, engine.Export{Name: name, Kind: engine.KindFunc})
+	for name, fd := range cm.ExportedFunctions() {
+		m.exports = append(m.exports, engine.Export{Name: name, Kind: engine.KindFunc,
+			Signature: abi.Signature{Params: abiTypes(fd.ParamTypes()), Results: abiTypes(fd.ResultTypes())}})
 	}
 	for name, md := range cm.ExportedMemories() {
 		m.exports = append(m.exports, engine.Export{Name: name, Kind: engine.KindMemory})
@@ -310,9 +311,16 @@ func (m *module) Run(ctx context.Context, cfg engine.RunConfig) (res engine.RunR
 		if fn == nil {
 			return res, fmt.Errorf("wazero: entry point %q is not exported", name)
 		}
-		if _, err := fn.Call(ctx); err != nil {
+		var params []uint64
+		if n := len(fn.Definition().ParamTypes()); n > 0 {
+			params = make([]uint64, n)
+		}
+		out, err := fn.Call(ctx, params...)
+		if err != nil {
 			return classify(ctx, res, err)
 		}
+		// The slice is wazero's, reused by its next call.
+		res.Results = append(res.Results[:0], out...)
 	}
 	return res, nil
 }
@@ -335,6 +343,10 @@ func classify(ctx context.Context, res engine.RunResult, err error) (engine.RunR
 	}
 	if ctx.Err() != nil {
 		return res, engine.ErrInterrupted
+	}
+	// A host function's trap comes wrapped in wazero's recovery message.
+	if trap, ok := errors.AsType[*engine.Trap](err); ok {
+		return res, trap
 	}
 	// wazero's trap errors are of an internal type: they are recognised by
 	// their text, "wasm error: <trap>" followed by a stack trace, except a
