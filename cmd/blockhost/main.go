@@ -88,7 +88,10 @@ func onUsageError(c *cli.Context, err error, _ bool) error {
 }
 
 func newApp(s streams) *cli.App {
-	cmds := []*cli.Command{runCommand(), batchCommand(), buildCommand(), versionCommand()}
+	cmds := []*cli.Command{runCommand(), batchCommand(), buildCommand(), versionCommand(),
+		workerCommand(),
+		submitCommand(),
+	}
 	for _, c := range cmds {
 		c.OnUsageError = onUsageError
 	}

@@ -7,23 +7,23 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/blockhost/blockhost/host/worker"
+	wt "github.com/blockhost/blockhost/host/worker/workertest"
 )
 
 func TestMain(m *testing.M) {
-	buildCLI()
 	goleak.VerifyTestMain(m)
 }
 
 // One worker, many assignments: each has exactly one result carrying
 // every correlation id, and the assignment stream ends empty.
 func TestRoundTrip(t *testing.T) {
-	s := startServer(t, "")
-	nc := connect(t, s.ClientURL())
+	s := wt.StartServer(t, "")
+	nc := wt.Connect(t, s.ClientURL())
 	c, tb := catalog(t)
 	startWorker(t, nc, newExecutor(t, 8, 8), c, worker.NewConfig().WithID("w1"))
-	js := jsOf(t, nc)
-	ids := publish(t, js, "rt-", 200, "echo", map[string]any{"x": 1})
-	got := results(t, js, len(ids), 30*time.Second)
+	js := wt.JetStream(t, nc)
+	ids := wt.Publish(t, js, "rt-", 200, "echo", map[string]any{"x": 1})
+	got := wt.Results(t, js, len(ids), 30*time.Second)
 	for _, id := range ids {
 		r, ok := got[id]
 		switch {
@@ -42,5 +42,5 @@ func TestRoundTrip(t *testing.T) {
 			t.Fatalf("%s ran %d times", id, n)
 		}
 	}
-	eventually(t, 10*time.Second, "assignment stream empty", func() bool { return streamMsgs(t, js, worker.StreamAssign) == 0 })
+	wt.Eventually(t, 10*time.Second, "assignment stream empty", func() bool { return wt.StreamMsgs(t, js, worker.StreamAssign) == 0 })
 }

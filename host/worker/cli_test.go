@@ -1,3 +1,0 @@
-package worker_test
-
-func buildCLI() {}
