@@ -13,6 +13,7 @@ import (
 	"github.com/blockhost/blockhost/host"
 	"github.com/blockhost/blockhost/host/executor"
 	"github.com/blockhost/blockhost/host/worker"
+	wt "github.com/blockhost/blockhost/host/worker/workertest"
 )
 
 // blocks are the test's built-in blocks:
@@ -105,3 +106,5 @@ func startWorker(t testing.TB, nc *nats.Conn, e *executor.Executor, b worker.Blo
 	})
 	return w
 }
+
+func wtAssignment(id, jobType string) []byte { return wt.Assignment(id, jobType, nil) }

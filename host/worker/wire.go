@@ -329,7 +329,10 @@ func DecodeAssignment(data []byte) (*Assignment, error) {
 	if err := json.Unmarshal(data, &a); err != nil {
 		// Read what ids there are, for the rejection.
 		var ids struct {
-			AssignmentID, RequestID, TenantID, TraceID any
+			AssignmentID any `json:"assignment_id"`
+			RequestID    any `json:"request_id"`
+			TenantID     any `json:"tenant_id"`
+			TraceID      any `json:"trace_id"`
 		}
 		_ = json.Unmarshal(data, &ids)
 		a = Assignment{AssignmentID: str(ids.AssignmentID), RequestID: str(ids.RequestID), TenantID: str(ids.TenantID), TraceID: str(ids.TraceID)}
