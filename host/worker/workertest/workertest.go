@@ -6,6 +6,7 @@ package workertest
 import (
 	"context"
 	"encoding/json"
+	"net"
 	"strconv"
 	"testing"
 	"time"
@@ -164,4 +165,16 @@ func Eventually(t testing.TB, within time.Duration, what string, cond func() boo
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// FreeAddr returns a loopback host:port free a moment ago, for a server
+// that must know its port before it starts.
+func FreeAddr(t testing.TB) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
 }
