@@ -97,7 +97,8 @@ type Worker struct {
 	draining  atomic.Bool
 	stopFetch chan struct{}
 	stopLoops chan struct{}
-	loops     sync.WaitGroup // fetch, keep-alive and heartbeat loops
+	loops     sync.WaitGroup // keep-alive and heartbeat loops
+	fetching  sync.WaitGroup // the fetch loop
 	steps     sync.WaitGroup // one per fetched message until it is answered
 
 	// pubCtx ends when a shutdown gives up: results not yet published
@@ -192,7 +193,8 @@ func (w *Worker) Start(ctx context.Context) error {
 		return fmt.Errorf("worker: cancel subscription: %w", err)
 	}
 	w.publishHeartbeat()
-	w.loops.Add(3)
+	w.loops.Add(2)
+	w.fetching.Add(1)
 	go w.fetchLoop()
 	go w.keepAliveLoop()
 	go w.heartbeatLoop()
@@ -219,6 +221,10 @@ func (w *Worker) Shutdown(ctx context.Context) error {
 	if w.draining.CompareAndSwap(false, true) {
 		w.logger.Info("draining")
 		close(w.stopFetch)
+		// The fetch under way ends within the fetch wait; what it still
+		// delivers is handed back by take. Handing back before it ends
+		// would let the same fetch take the assignments again.
+		w.fetching.Wait()
 		w.mu.Lock()
 		for e := range w.inflight {
 			if !e.started.Load() {
@@ -284,7 +290,7 @@ func (w *Worker) CancelRunning() {
 
 // fetchLoop takes assignments, never more than the free slots.
 func (w *Worker) fetchLoop() {
-	defer w.loops.Done()
+	defer w.fetching.Done()
 	backoff := 50 * time.Millisecond
 	for {
 		select {
@@ -422,6 +428,7 @@ func (w *Worker) run(msg jetstream.Msg, a *Assignment, st Step, accepted time.Ti
 	w.mu.Unlock()
 	switch {
 	case e.handBack.Load():
+		w.logger.Debug("handing back", "assignment_id", a.AssignmentID, "status", res.Status)
 		w.nak(msg, 0)
 		return
 	case res.Attempts == 0 && res.Error != nil && res.Error.Code == abi.CodeSystemOverload && res.Status == abi.StatusError:
