@@ -48,6 +48,7 @@ bench:
 	$(GO) test -run='^$$' -bench=. -skip='^BenchmarkInterrupt$$' -benchtime=$(BENCHTIME) $(BENCHFLAGS) ./host/
 	$(GO) test -run='^$$' -bench='^BenchmarkInterrupt$$' -benchtime=1x $(BENCHFLAGS) ./host/
 	$(GO) test -run='^$$' -bench=. -benchtime=$(BENCHTIME) $(BENCHFLAGS) ./host/executor/
+	$(GO) test -run='^$$' -bench=EndToEnd -benchtime=$(BENCHTIME) $(BENCHFLAGS) ./host/worker/
 
 # The Go files gofmt looks at: all of them, testdata included, outside
 # hidden directories (.git, caches).
