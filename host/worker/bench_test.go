@@ -30,7 +30,7 @@ import (
 // benchWindow bounds the assignments published and not yet answered, so
 // that latency is measured with every worker busy but not behind an
 // ever-growing queue.
-const benchWindow = 512
+const benchWindow = 128
 
 // BenchmarkEndToEnd reports steps/s and the p50 and p99 latency from
 // publishing an assignment to receiving its result, for a tiny WAT block

@@ -249,6 +249,7 @@ func TestCancelOverTheWire(t *testing.T) {
 	nc := wt.Connect(t, s.ClientURL())
 	c, tb := catalog(t)
 	acks := subscribe[worker.AssignmentAck](t, nc, worker.SubjectAssignAck)
+	raw := subscribe[json.RawMessage](t, nc, worker.SubjectResult)
 	startWorker(t, nc, newExecutor(t, 1, 0), c, worker.NewConfig())
 	js := wt.JetStream(t, nc)
 	publishRaw(t, js, worker.SubjectAssign, wt.Assignment("running", "sleep", map[string]any{"ms": 60000}))
@@ -265,6 +266,13 @@ func TestCancelOverTheWire(t *testing.T) {
 	}
 	if tb.runsOf("queued") != 0 {
 		t.Fatal("a step cancelled before it was fetched ran")
+	}
+	// The wire spells it "cancelled", never "canceled".
+	wt.Eventually(t, 5*time.Second, "2 raw results", func() bool { return len(raw()) == 2 })
+	for _, r := range raw() {
+		if !strings.Contains(string(r), `"status":"cancelled"`) {
+			t.Fatalf("result on the wire: %s", r)
+		}
 	}
 }
 
@@ -355,5 +363,25 @@ func TestOverload_messagesStayInStream(t *testing.T) {
 	}
 	if workers["small"] == 0 || workers["big"] == 0 {
 		t.Fatalf("results by worker %v", workers)
+	}
+}
+
+// A step that runs longer than the ack wait is kept alive with
+// in-progress signals: it is not delivered again, and runs once.
+func TestInProgress_longStepNotRedelivered(t *testing.T) {
+	s := wt.StartServer(t, "")
+	nc := wt.Connect(t, s.ClientURL())
+	c, tb := catalog(t)
+	js := wt.JetStream(t, nc)
+	reg := prometheus.NewRegistry()
+	startWorker(t, nc, newExecutor(t, 2, 0), c, worker.NewConfig().WithRegisterer(reg).
+		WithStreams(worker.Streams{AckWait: 500 * time.Millisecond}))
+	wt.Publish(t, js, "long-", 1, "sleep", map[string]any{"ms": 2000})
+	r := wt.Results(t, js, 1, 20*time.Second)["long-0"]
+	if r.Status != worker.StatusSuccess || tb.runsOf("long-0") != 1 {
+		t.Fatalf("ran %d times: %+v", tb.runsOf("long-0"), r)
+	}
+	if n := counter(t, reg, "blockhost_worker_redelivered_total"); n != 0 {
+		t.Fatalf("%v redeliveries", n)
 	}
 }
