@@ -7,12 +7,9 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/signal"
 	"path/filepath"
 	"runtime"
-	"slices"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/hashicorp/hcl/v2/hclsimple"
@@ -21,9 +18,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/urfave/cli/v2"
 
-	"github.com/blockhost/blockhost/host"
 	"github.com/blockhost/blockhost/host/executor"
-	"github.com/blockhost/blockhost/host/manifest"
+	"github.com/blockhost/blockhost/host/job"
 	"github.com/blockhost/blockhost/host/worker"
 )
 
@@ -59,9 +55,7 @@ func workerCommand() *cli.Command {
 			&cli.IntFlag{Name: "max-deliver", Value: 5, Usage: "dead-letter an assignment delivered more often than this"},
 			&cli.DurationFlag{Name: "heartbeat", Value: 5 * time.Second, Usage: "interval of heartbeats"},
 			&cli.DurationFlag{Name: "drain-timeout", Value: 30 * time.Second, Usage: "how long a drain lets running steps finish"},
-			&cli.DurationFlag{Name: "timeout", Usage: "attempt timeout of steps that set none (default 30s)"},
-			&cli.StringFlag{Name: "engine", Usage: "WebAssembly engine (default wazero)"},
-		}, append(cacheFlags(), optionFlags()...)...),
+		}, stepFlags()...),
 		Action: workerAction,
 	}
 }
@@ -79,7 +73,7 @@ func workerAction(c *cli.Context) error {
 	if c.NArg() > 0 {
 		return usageErrorf("worker: unexpected arguments %v", c.Args().Slice())
 	}
-	logger, err := newLogger(c)
+	logger, err := newLogger(c, streamsOf(c).err)
 	if err != nil {
 		return err
 	}
@@ -93,39 +87,35 @@ func workerAction(c *cli.Context) error {
 			return usageErrorf("invalid --%s %s: must be positive", f, c.Duration(f))
 		}
 	}
-	defaults, err := retryFromFlags(c, manifest.Schedule{})
+	settings, err := stepSettings(c)
 	if err != nil {
 		return err
-	}
-
-	cfg := host.NewRuntimeConfig().WithLogger(logger).WithCacheDir(cacheDir(c))
-	if c.IsSet("engine") {
-		cfg = cfg.WithEngine(c.String("engine"))
 	}
 	ctx := c.Context
-	rt, err := host.NewRuntime(ctx, cfg)
-	if err != nil {
-		return usageErrorf("%v", err)
-	}
-	defer rt.Close(context.WithoutCancel(ctx))
-	catalog, err := workerCatalog(c, rt)
+	types, err := workerTypes(c)
 	if err != nil {
 		return err
 	}
 
+	// Steps go through the same request model as run and batch.
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	e, err := executor.New(executor.NewConfig().
-		WithPool(executor.DefaultPool, executor.PoolConfig{Concurrency: conc, QueueSize: queue, TenantLimit: c.Int("tenant-limit")}).
-		WithRetryPolicy(defaults.policy).
-		WithTotalDeadline(defaults.totalDeadline).
-		WithAttemptTimeout(c.Duration("timeout")).
-		WithRegisterer(reg).
-		WithLogger(logger))
+	svc, err := job.New(job.NewConfig().
+		WithOverrides(settings).
+		WithCacheDir(cacheDir(c)).
+		WithLogger(logger).
+		WithPool(executor.PoolConfig{Concurrency: conc, QueueSize: queue, TenantLimit: c.Int("tenant-limit")}).
+		WithExecutorConfig(executor.NewConfig().WithRegisterer(reg)).
+		WithMaxInput(maxInput))
 	if err != nil {
 		return usageErrorf("%v", err)
 	}
-	defer e.Close(context.WithoutCancel(ctx))
+	defer svc.Close(context.WithoutCancel(ctx))
+	blocks, err := worker.NewJobBlocks(ctx, svc, types)
+	if err != nil {
+		return usageErrorf("%v", err)
+	}
+	e := svc.Executor()
 
 	// NATS: join, or embed a server.
 	urls := c.String("nats")
@@ -158,7 +148,7 @@ func workerAction(c *cli.Context) error {
 		WithSlots(conc + queue).WithMaxDeliver(c.Int("max-deliver")).WithHeartbeat(c.Duration("heartbeat")).
 		WithStreams(worker.Streams{Replicas: c.Int("replicas"), AckWait: c.Duration("ack-wait")}).
 		WithLogger(logger).WithRegisterer(reg)
-	w, err := worker.New(nc, e, catalog, wcfg)
+	w, err := worker.New(nc, e, blocks, wcfg)
 	if err != nil {
 		return usageErrorf("%v", err)
 	}
@@ -180,26 +170,23 @@ func workerAction(c *cli.Context) error {
 		defer hs.Close()
 		logger.Info("health and metrics", "url", "http://"+ln.Addr().String())
 	}
-	logger.Info("worker ready", "worker_id", w.ID(), "job_types", strings.Join(catalog.Types(), ","))
+	logger.Info("worker ready", "worker_id", w.ID(), "job_types", strings.Join(blocks.Types(), ","))
 
-	// First signal: drain. Second: cancel what runs.
-	sigs := make(chan os.Signal, 2)
-	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
-	defer signal.Stop(sigs)
-	select {
-	case sig := <-sigs:
-		logger.Info("draining", "signal", sig.String(), "drain_timeout", c.Duration("drain-timeout"))
-	case <-ctx.Done():
-	}
+	// The first Ctrl-C or SIGTERM (main cancels ctx) drains; the second
+	// cancels what runs.
+	<-ctx.Done()
+	logger.Info("draining", "cause", context.Cause(ctx), "drain_timeout", c.Duration("drain-timeout"))
 	drainCtx, cancelDrain := context.WithTimeout(context.Background(), c.Duration("drain-timeout"))
 	defer cancelDrain()
 	done := make(chan error, 1)
 	go func() { done <- w.Shutdown(drainCtx) }()
+	second := secondInterrupt(ctx)
 	for {
 		select {
-		case sig := <-sigs:
-			logger.Info("cancelling running steps", "signal", sig.String())
+		case <-second:
+			logger.Info("cancelling running steps")
 			w.CancelRunning()
+			second = nil
 			continue
 		case err := <-done:
 			if err != nil {
@@ -216,92 +203,54 @@ func workerAction(c *cli.Context) error {
 	}
 }
 
-// workerCatalog builds the job types: the built-ins under the flags'
-// grants, then each configured WebAssembly block.
-func workerCatalog(c *cli.Context, rt *host.Runtime) (worker.Catalog, error) {
-	var cat worker.Catalog
-	grants := &runSpec{}
-	for _, o := range runOptions {
-		if err := o.apply(c, grants); err != nil {
-			return cat, err
-		}
-	}
+// workerTypes maps each job type to the request that names its block:
+// the built-ins by name, then each block of --config and --block.
+func workerTypes(c *cli.Context) (map[string]job.Request, error) {
+	types := map[string]job.Request{}
 	for _, name := range builtinJobTypes {
-		if b, ok := worker.Builtin(rt, name, grants.grants); ok {
-			cat = cat.With(name, b)
-		}
+		types[name] = job.Request{Block: worker.BuiltinName(name)}
 	}
-	type source struct{ jobType, path, where string }
-	var sources []source
+	configured := map[string]bool{}
+	add := func(where, jobType, path string, module bool) error {
+		if configured[jobType] {
+			return usageErrorf("%s: job type %q is configured twice", where, jobType)
+		}
+		configured[jobType] = true
+		if module || strings.HasSuffix(path, ".wasm") {
+			types[jobType] = job.Request{Block: path}
+		} else {
+			types[jobType] = job.Request{Manifest: path}
+		}
+		return nil
+	}
 	if path := c.String("config"); path != "" {
 		var f workerFile
 		if err := hclsimple.DecodeFile(path, nil, &f); err != nil {
-			return cat, usageErrorf("invalid --config: %v", err)
+			return nil, usageErrorf("invalid --config: %v", err)
 		}
-		dir := filepath.Dir(path)
 		for _, b := range f.Blocks {
-			p := b.Manifest
 			if (b.Manifest == "") == (b.Module == "") {
-				return cat, usageErrorf("invalid --config %s: block %q needs exactly one of manifest and module", path, b.Type)
+				return nil, usageErrorf("invalid --config %s: block %q needs exactly one of manifest and module", path, b.Type)
 			}
-			if p == "" {
-				p = b.Module
-			}
+			p := b.Manifest + b.Module
 			if !filepath.IsAbs(p) {
-				p = filepath.Join(dir, p)
+				p = filepath.Join(filepath.Dir(path), p)
 			}
-			sources = append(sources, source{b.Type, p, path})
+			if err := add(path, b.Type, p, b.Module != ""); err != nil {
+				return nil, err
+			}
 		}
 	}
 	for _, s := range c.StringSlice("block") {
 		t, p, ok := strings.Cut(s, "=")
 		if !ok || t == "" || p == "" {
-			return cat, usageErrorf("invalid --block %q: want TYPE=MODULE.wasm or TYPE=MANIFEST", s)
+			return nil, usageErrorf("invalid --block %q: want TYPE=MODULE.wasm or TYPE=MANIFEST", s)
 		}
-		sources = append(sources, source{t, p, "--block"})
-	}
-	for _, s := range sources {
-		if slices.Contains(cat.Types(), s.jobType) && !slices.Contains(builtinJobTypes, s.jobType) {
-			return cat, usageErrorf("%s: job type %q is configured twice", s.where, s.jobType)
-		}
-		b, err := wasmBlock(c, rt, s.path)
-		if err != nil {
-			return cat, usageErrorf("%s: job type %q: %v", s.where, s.jobType, strings.TrimPrefix(err.Error(), "blockhost: "))
-		}
-		cat = cat.With(s.jobType, b)
-	}
-	return cat, nil
-}
-
-// wasmBlock loads a module, or a manifest with its grants and schedule,
-// as run and batch do.
-func wasmBlock(c *cli.Context, rt *host.Runtime, path string) (worker.Block, error) {
-	spec := &runSpec{engine: c.String("engine"), cacheDir: cacheDir(c)}
-	if strings.HasSuffix(path, ".wasm") {
-		spec.module, spec.name = path, strings.TrimSuffix(filepath.Base(path), ".wasm")
-	} else {
-		m, err := manifest.ParseFile(path)
-		if err != nil {
-			return worker.Block{}, err
-		}
-		spec.name, spec.module, spec.args, spec.grants.Env, spec.manifest = m.Name, m.Module, m.Args, m.Env, m
-		spec.limits = host.Limits{Timeout: m.Limits.Timeout, Memory: m.Limits.Memory, Output: m.Limits.Output, Log: m.Limits.Log}
-		for _, o := range runOptions {
-			if err := o.apply(c, spec); err != nil {
-				return worker.Block{}, err
-			}
+		if err := add("--block", t, p, false); err != nil {
+			return nil, err
 		}
 	}
-	runner, err := loadRunner(c.Context, rt, spec)
-	if err != nil {
-		return worker.Block{}, err
-	}
-	b := worker.Block{Runner: runner, Args: spec.args, Grants: spec.grants, Limits: spec.limits, Dependency: "block:" + spec.name}
-	if spec.manifest != nil {
-		rs := scheduleSettings(spec.manifest.Schedule)
-		b.Retry, b.TotalDeadline, b.Priority = rs.policy, rs.totalDeadline, rs.priority
-	}
-	return b, nil
+	return types, nil
 }
 
 // stateDir is the embedded server's default store:

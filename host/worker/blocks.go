@@ -62,9 +62,9 @@ type Block struct {
 
 	// adapt turns the job into the step's input, extra args and
 	// dependency; nil passes the job's fields as a JSON object.
-	adapt func(j Job) (input []byte, args []string, dep string, err error)
+	adapt adaptFunc
 	// output rewrites the block's result into the contract's output.
-	output func(j Job, res *abi.StepResult) json.RawMessage
+	output outputFunc
 }
 
 // Catalog is a Blocks made of configured job types. The zero value has
@@ -109,6 +109,21 @@ func (c Catalog) Step(a *Assignment) (Step, error) {
 		Step:   host.Step{Input: input, Args: args, Grants: b.Grants, Limits: b.Limits},
 		Pool:   b.Pool, Priority: b.Priority, Retry: b.Retry, TotalDeadline: b.TotalDeadline, Dependency: dep,
 	}}
+	req := &st.Request
+	if t, ok := a.Job.Fields["timeout_ms"]; ok {
+		req.Step.Limits.Timeout, _ = positiveMS(t) // validated
+	}
+	if o := a.Options; o != nil {
+		if o.DeadlineMS > 0 {
+			req.TotalDeadline = time.Duration(o.DeadlineMS) * time.Millisecond
+		}
+		if o.Retry != nil && o.Retry.MaxAttempts > 0 {
+			req.Retry.MaxAttempts = o.Retry.MaxAttempts
+		}
+		if o.Priority != "" {
+			req.Priority, _ = executor.ParsePriority(o.Priority) // validated
+		}
+	}
 	if b.output != nil {
 		job := a.Job
 		st.Output = func(res *abi.StepResult) json.RawMessage { return b.output(job, res) }
@@ -121,26 +136,43 @@ func (c Catalog) Step(a *Assignment) (Step, error) {
 // contract's job fields and outputs for http.request, fs.blob_put and
 // fs.blob_get. It reports false when no such built-in exists.
 func Builtin(rt *host.Runtime, name string, grants host.Grants) (Block, bool) {
-	switch name {
-	case "fs.put":
-		name = "fs.blob_put"
-	case "fs.get":
-		name = "fs.blob_get"
-	}
+	name = BuiltinName(name)
 	p, ok := plugins.Lookup(name)
 	if !ok {
 		return Block{}, false
 	}
 	b := Block{Runner: rt.Native(p.Name, p.Run), Grants: grants}
+	b.adapt, b.output, b.Dependency = builtinAdapter(name)
+	return b, true
+}
+
+// BuiltinName returns the registered name of a built-in job type:
+// fs.blob_put for fs.put, fs.blob_get for fs.get, else name.
+func BuiltinName(name string) string {
+	switch name {
+	case "fs.put":
+		return "fs.blob_put"
+	case "fs.get":
+		return "fs.blob_get"
+	}
+	return name
+}
+
+type adaptFunc func(j Job) (input []byte, args []string, dep string, err error)
+type outputFunc func(j Job, res *abi.StepResult) json.RawMessage
+
+// builtinAdapter returns how the contract's job and output translate for
+// a built-in; nils for any other block.
+func builtinAdapter(name string) (adaptFunc, outputFunc, string) {
 	switch name {
 	case "http.request":
-		b.adapt, b.output = httpInput, httpOutput
+		return httpInput, httpOutput, ""
 	case "fs.blob_put":
-		b.adapt, b.output, b.Dependency = putInput, putOutput, "fs"
+		return putInput, putOutput, "fs"
 	case "fs.blob_get":
-		b.adapt, b.output, b.Dependency = getInput, getOutput, "fs"
+		return getInput, getOutput, "fs"
 	}
-	return b, true
+	return nil, nil, ""
 }
 
 // httpFields are the job fields http.request takes; timeout_ms is the

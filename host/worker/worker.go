@@ -394,20 +394,6 @@ func (w *Worker) run(msg jetstream.Msg, a *Assignment, st Step, accepted time.Ti
 	req.Step.ID = a.AssignmentID
 	req.IdempotencyKey = a.AssignmentID
 	req.TenantID, req.TraceID, req.RunID = a.TenantID, a.TraceID, a.RunID
-	if t, ok := a.Job.Fields["timeout_ms"]; ok {
-		req.Step.Limits.Timeout, _ = positiveMS(t) // validated
-	}
-	if o := a.Options; o != nil {
-		if o.DeadlineMS > 0 {
-			req.TotalDeadline = time.Duration(o.DeadlineMS) * time.Millisecond
-		}
-		if o.Retry != nil && o.Retry.MaxAttempts > 0 {
-			req.Retry.MaxAttempts = o.Retry.MaxAttempts
-		}
-		if o.Priority != "" {
-			req.Priority, _ = executor.ParsePriority(o.Priority) // validated
-		}
-	}
 	ctx, cancel := context.WithCancelCause(context.Background())
 	defer cancel(nil)
 	e := &entry{msg: msg, a: a, cancel: cancel, touched: accepted}
