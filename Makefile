@@ -62,6 +62,7 @@ bench:
 	$(GO) test -run='^$$' -bench='$(ONCE_BENCHES)' -benchtime=1x $(BENCHFLAGS) ./host/
 	$(GO) test -run='^$$' -bench=. -benchtime=$(BENCHTIME) $(BENCHFLAGS) ./host/executor/
 	cd internal/extismcompat && $(GO) test -run='^$$' -bench=. -benchtime=$(BENCHTIME) $(BENCHFLAGS) .
+	$(GO) test -run='^$$' -bench=EndToEnd -benchtime=$(BENCHTIME) $(BENCHFLAGS) ./host/worker/
 
 # The Go files gofmt looks at: all of them, testdata included, outside
 # hidden directories (.git, caches).

@@ -157,7 +157,8 @@ func onUsageError(c *cli.Context, err error, _ bool) error {
 }
 
 func newApp(s streams) *cli.App {
-	cmds := []*cli.Command{runCommand(), batchCommand(), buildCommand(), initCommand(), serveCommand(), versionCommand()}
+	cmds := []*cli.Command{runCommand(), batchCommand(), buildCommand(), initCommand(),
+		serveCommand(), workerCommand(), submitCommand(), versionCommand()}
 	for _, c := range cmds {
 		c.OnUsageError = onUsageError
 		c.Description = strings.TrimSpace(c.Description + "\n" + globalsNote)
