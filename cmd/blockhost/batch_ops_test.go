@@ -145,3 +145,17 @@ func TestUsage_exitTwo(t *testing.T) {
 		}
 	}
 }
+
+// TestUsage_unknownCommandListsEvery checks that the answer to an unknown
+// command names every command there is, so none is missing from it.
+func TestUsage_unknownCommandListsEvery(t *testing.T) {
+	r := runCLI(t, "", "frobnicate")
+	if r.code != exitUsage {
+		t.Fatalf("exit %d, want 2; stderr %s", r.code, r.stderr)
+	}
+	for _, c := range newApp(streams{}).Commands {
+		if !strings.Contains(r.stderr, c.Name) {
+			t.Errorf("stderr does not name the command %q: %s", c.Name, r.stderr)
+		}
+	}
+}

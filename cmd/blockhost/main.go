@@ -180,7 +180,7 @@ func newApp(s streams) *cli.App {
 		Commands: cmds,
 		Action: func(c *cli.Context) error {
 			if c.NArg() > 0 {
-				return usageErrorf("unknown command %q (commands: run, batch, build, version; see 'blockhost --help')", c.Args().First())
+				return usageErrorf("unknown command %q (commands: %s; see 'blockhost --help')", c.Args().First(), commandNames(c.App.Commands))
 			}
 			return cli.ShowAppHelp(c)
 		},
@@ -189,6 +189,17 @@ func newApp(s streams) *cli.App {
 		ExitErrHandler: func(*cli.Context, error) {},
 		OnUsageError:   onUsageError,
 	}
+}
+
+// commandNames lists the commands by name, as help shows them.
+func commandNames(cmds []*cli.Command) string {
+	names := make([]string, 0, len(cmds))
+	for _, c := range cmds {
+		if !c.Hidden && c.Name != "help" {
+			names = append(names, c.Name)
+		}
+	}
+	return strings.Join(names, ", ")
 }
 
 // newLogger builds the logger from the global flags. Logs go to stderr so
