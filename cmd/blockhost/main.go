@@ -111,6 +111,9 @@ func newApp(s streams) *cli.App {
 			return cli.ShowAppHelp(c)
 		},
 		HideHelpCommand: true,
+		// A repeatable flag's value is taken whole: "GET,POST https://…"
+		// is one --allow-http grant, "A=1,2" one --env variable.
+		DisableSliceFlagSeparator: true,
 		// Errors are printed once, by runMain, as one line.
 		ExitErrHandler: func(*cli.Context, error) {},
 		OnUsageError:   onUsageError,

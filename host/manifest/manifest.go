@@ -70,6 +70,9 @@ type Manifest struct {
 	// A relative host directory is joined to the manifest's directory but
 	// not made absolute. It is nil when the manifest grants none.
 	FS []fscap.Grant
+	// SHA256 is the module's pinned digest, 64 lower-case hex digits, or
+	// empty when the manifest pins none (pin.go). Optional.
+	SHA256 string
 }
 
 // Limits are the resource limits a manifest sets. A zero field means the
@@ -163,7 +166,7 @@ var (
 		// module is required, but checked by hand so that the error points
 		// at the block and names it.
 		Attributes: []hcl.AttributeSchema{{Name: "module"}, {Name: "engine"}, {Name: "args"},
-			{Name: "priority"}, {Name: "total_deadline"}, {Name: "queue_timeout"}},
+			{Name: "priority"}, {Name: "total_deadline"}, {Name: "queue_timeout"}, {Name: "sha256"}},
 		Blocks: []hcl.BlockHeaderSchema{{Type: "limits"}, {Type: "capabilities"}, {Type: "retry"}},
 	}
 	limitsSchema = &hcl.BodySchema{
@@ -245,6 +248,7 @@ func (d *decoder) block(blk *hcl.Block) *Manifest {
 		m.Env = d.capabilities(blk, m)
 	}
 	d.schedule(content, m) // retry.go
+	d.pin(content, m)      // pin.go
 	return m
 }
 
