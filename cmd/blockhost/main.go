@@ -89,6 +89,7 @@ func onUsageError(c *cli.Context, err error, _ bool) error {
 
 func newApp(s streams) *cli.App {
 	cmds := []*cli.Command{runCommand(), batchCommand(), buildCommand(), versionCommand()}
+	cmds = append(cmds, keygenCommand(), signCommand(), verifyCommand()) // sign.go
 	for _, c := range cmds {
 		c.OnUsageError = onUsageError
 	}
