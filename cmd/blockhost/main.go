@@ -90,6 +90,7 @@ func onUsageError(c *cli.Context, err error, _ bool) error {
 func newApp(s streams) *cli.App {
 	cmds := []*cli.Command{runCommand(), batchCommand(), buildCommand(), versionCommand()}
 	cmds = append(cmds, keygenCommand(), signCommand(), verifyCommand()) // sign.go
+	cmds = append(cmds, auditCommand())                                  // audit.go
 	for _, c := range cmds {
 		c.OnUsageError = onUsageError
 	}
