@@ -1,6 +1,7 @@
 package audit
 
 import (
+	"cmp"
 	"fmt"
 	"net/netip"
 	"slices"
@@ -8,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/blockhost/blockhost/host"
 	"github.com/blockhost/blockhost/host/fscap"
 	"github.com/blockhost/blockhost/host/httpcap"
 	"github.com/blockhost/blockhost/host/manifest"
@@ -250,18 +252,20 @@ func (d *differ) httpGrant(where string, o, n httpcap.Grant) {
 		d.add(boolEffect(n.Redirects > o.Redirects), where, "redirects", strconv.Itoa(o.Redirects), strconv.Itoa(n.Redirects), "")
 	}
 	for _, t := range []struct {
-		name     string
-		old, new time.Duration
+		name          string
+		old, new, def time.Duration
 	}{
-		{"connect_timeout", o.ConnectTimeout, n.ConnectTimeout}, {"tls_timeout", o.TLSTimeout, n.TLSTimeout},
-		{"header_timeout", o.HeaderTimeout, n.HeaderTimeout}, {"total_timeout", o.TotalTimeout, n.TotalTimeout},
+		{"connect_timeout", o.ConnectTimeout, n.ConnectTimeout, httpcap.DefaultConnectTimeout},
+		{"tls_timeout", o.TLSTimeout, n.TLSTimeout, httpcap.DefaultTLSTimeout},
+		{"header_timeout", o.HeaderTimeout, n.HeaderTimeout, httpcap.DefaultHeaderTimeout},
+		{"total_timeout", o.TotalTimeout, n.TotalTimeout, httpcap.DefaultTotalTimeout},
 	} {
-		d.duration(where, t.name, t.old, t.new)
+		d.duration(where, t.name, t.old, t.new, t.def)
 	}
-	d.number(where, "max_request_body", o.MaxRequestBody, n.MaxRequestBody)
-	d.number(where, "max_response_body", o.MaxResponseBody, n.MaxResponseBody)
-	d.number(where, "max_header_bytes", o.MaxHeaderBytes, n.MaxHeaderBytes)
-	d.number(where, "max_concurrent", int64(o.MaxConcurrent), int64(n.MaxConcurrent))
+	d.number(where, "max_request_body", o.MaxRequestBody, n.MaxRequestBody, httpcap.DefaultMaxRequestBody)
+	d.number(where, "max_response_body", o.MaxResponseBody, n.MaxResponseBody, httpcap.DefaultMaxResponseBody)
+	d.number(where, "max_header_bytes", o.MaxHeaderBytes, n.MaxHeaderBytes, httpcap.DefaultMaxHeaderBytes)
+	d.number(where, "max_concurrent", int64(o.MaxConcurrent), int64(n.MaxConcurrent), httpcap.DefaultMaxConcurrent)
 }
 
 func portText(g httpcap.Grant) string {
@@ -397,47 +401,48 @@ func (d *differ) paths(where string, old, new []string) {
 	}
 }
 
-// number records a numeric limit: higher grants, lower revokes; 0 is the
-// default, which this does not know, so a change to or from it is
-// neutral.
-func (d *differ) number(where, field string, old, new int64) {
+// number records a numeric limit, a zero value read as def, the default
+// the host applies: higher grants, lower revokes.
+func (d *differ) number(where, field string, old, new, def int64) {
 	if old == new {
 		return
 	}
+	show := func(v int64) string {
+		if v == 0 {
+			return strconv.FormatInt(def, 10) + " (default)"
+		}
+		return strconv.FormatInt(v, 10)
+	}
+	o, n := cmp.Or(old, def), cmp.Or(new, def)
 	e := Neutral
 	switch {
-	case old == 0 || new == 0:
-	case new > old:
+	case n > o:
 		e = Grants
-	default:
+	case n < o:
 		e = Revokes
 	}
-	detail := ""
-	if old == 0 || new == 0 {
-		detail = "0 is the default"
-	}
-	d.add(e, where, field, strconv.FormatInt(old, 10), strconv.FormatInt(new, 10), detail)
+	d.add(e, where, field, show(old), show(new), "")
 }
 
-func (d *differ) duration(where, field string, old, new time.Duration) {
+func (d *differ) duration(where, field string, old, new, def time.Duration) {
 	if old == new {
 		return
 	}
-	e := Neutral
-	switch {
-	case old == 0 || new == 0:
-	case new > old:
-		e = Grants
-	default:
-		e = Revokes
-	}
-	ds := func(v time.Duration) string {
+	show := func(v time.Duration) string {
 		if v == 0 {
-			return "default"
+			return def.String() + " (default)"
 		}
 		return v.String()
 	}
-	d.add(e, where, field, ds(old), ds(new), "")
+	o, n := cmp.Or(old, def), cmp.Or(new, def)
+	e := Neutral
+	switch {
+	case n > o:
+		e = Grants
+	case n < o:
+		e = Revokes
+	}
+	d.add(e, where, field, show(old), show(new), "")
 }
 
 func (d *differ) fs(old, new []fscap.Grant) {
@@ -487,16 +492,16 @@ func (d *differ) fs(old, new []fscap.Grant) {
 				d.add(Grants, where, "mode", "ro", "rw", "may write, create and remove")
 			}
 		}
-		d.number(where, "quota.write_bytes", o.Quota.WriteBytes, g.Quota.WriteBytes)
-		d.number(where, "quota.files", o.Quota.Files, g.Quota.Files)
-		d.number(where, "quota.file_size", o.Quota.FileSize, g.Quota.FileSize)
-		d.duration(where, "timeout", o.Timeout, g.Timeout)
+		d.number(where, "quota.write_bytes", o.Quota.WriteBytes, g.Quota.WriteBytes, fscap.DefaultQuota.WriteBytes)
+		d.number(where, "quota.files", o.Quota.Files, g.Quota.Files, fscap.DefaultQuota.Files)
+		d.number(where, "quota.file_size", o.Quota.FileSize, g.Quota.FileSize, fscap.DefaultQuota.FileSize)
+		d.duration(where, "timeout", o.Timeout, g.Timeout, fscap.DefaultTimeout)
 	}
 }
 
 func (d *differ) limits(old, new manifest.Limits) {
-	d.duration("limits", "timeout", old.Timeout, new.Timeout)
-	d.number("limits", "memory", int64(old.Memory), int64(new.Memory))
-	d.number("limits", "output", int64(old.Output), int64(new.Output))
-	d.number("limits", "log", int64(old.Log), int64(new.Log))
+	d.duration("limits", "timeout", old.Timeout, new.Timeout, host.DefaultLimits.Timeout)
+	d.number("limits", "memory", int64(old.Memory), int64(new.Memory), int64(host.DefaultLimits.Memory))
+	d.number("limits", "output", int64(old.Output), int64(new.Output), int64(host.DefaultLimits.Output))
+	d.number("limits", "log", int64(old.Log), int64(new.Log), int64(host.DefaultLimits.Log))
 }

@@ -75,6 +75,8 @@ func TestDiff(t *testing.T) {
 		{"env value", `TOKEN = "a"`, `TOKEN = "b"`, []string{`~ env TOKEN (value changed (not shown))`}},
 		{"env added", `TOKEN = "a"`, `TOKEN = "a", OTHER = "x"`, []string{`+ env OTHER (a new variable)`}},
 		{"memory", `memory = "64MiB"`, `memory = "1GiB"`, []string{`+ limits: memory: 67108864 → 1073741824`}},
+		{"timeout set above the default", `memory = "64MiB"`, "memory = \"64MiB\"\n    timeout = \"1h\"", []string{`+ limits: timeout: 30s (default) → 1h0m0s`}},
+		{"memory unset, the default", "    memory = \"64MiB\"\n", "", []string{`~ limits: memory: 67108864 → 67108864 (default)`}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
