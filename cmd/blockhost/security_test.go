@@ -1,13 +1,17 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
 	"github.com/blockhost/blockhost/abi"
+	"github.com/blockhost/blockhost/internal/testwasm"
 )
 
 // TestRun_allowHTTPTakenWhole: an --allow-http value is one grant, commas
@@ -43,5 +47,22 @@ func TestRun_allowHTTPTakenWhole(t *testing.T) {
 	}
 	if r := runCLI(t, "", "--log-level", "off", "run", "--allow-http", "GET https://*.com/ allow_broad=true", "--input", `{"url":"`+srv.URL+`/"}`, "http.request"); r.code != exitError || r.res.Error == nil || r.res.Error.Code != abi.CodePermissionDenied {
 		t.Errorf("*.com with allow_broad=true: exit %d\nstdout %s\nstderr %s", r.code, r.stdout, r.stderr)
+	}
+}
+
+// TestRun_envTakenWhole: the same rule for every repeatable flag — an
+// --env value with commas is one variable.
+func TestRun_envTakenWhole(t *testing.T) {
+	mod := testwasm.GoFile(t, filepath.Join("testdata", "printenv"))
+	r := runCLI(t, "", "--log-level", "off", "run", "--no-cache", "--env", "LIST=a,b,c", "--env", "ONE=1", mod)
+	var got struct {
+		Env []string `json:"env"`
+	}
+	if err := json.Unmarshal(r.res.Output, &got); err != nil || r.code != exitSuccess {
+		t.Fatalf("exit %d, %v: %s", r.code, err, r.stderr)
+	}
+	slices.Sort(got.Env)
+	if !slices.Equal(got.Env, []string{"LIST=a,b,c", "ONE=1"}) {
+		t.Errorf("guest environment %q", got.Env)
 	}
 }
