@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
 	"path/filepath"
 	"runtime"
 	"sort"
@@ -22,9 +21,8 @@ import (
 	"golang.org/x/term"
 
 	"github.com/blockhost/blockhost/abi"
-	"github.com/blockhost/blockhost/host"
 	"github.com/blockhost/blockhost/host/executor"
-	"github.com/blockhost/blockhost/host/manifest"
+	"github.com/blockhost/blockhost/host/job"
 )
 
 // maxLine caps one request line: its input is limited like run's.
@@ -36,108 +34,42 @@ func batchCommand() *cli.Command {
 		Usage:     "run many steps from a JSONL file through the executor; one result per line",
 		ArgsUsage: "FILE.jsonl|-",
 		Description: "Each line of FILE (or standard input for -) is one step request, such as\n" +
-			`  {"step_id":"a1","block":"hello.wasm","input":{"name":"ana"},"priority":"high","retry":{"max_attempts":5}}` + "\n" +
+			`  {"step_id":"a1","block":"hello.wasm","input":{"name":"ana"},"retry":{"max_attempts":5}}` + "\n" +
 			"(see docs/cli.md for every field). Results are written as JSON lines, in the order steps finish.\n" +
-			"Ctrl-C cancels what is queued and running; every line still gets a result. A second Ctrl-C stops reading input.\n" +
-			"Exit codes: 0 every step succeeded, 1 some did not, 130 interrupted, 2 bad usage.",
+			"A flag given here wins over the same setting of a line or a manifest; grant flags add grants.\n" +
+			"Ctrl-C cancels what is queued and running; every line read gets a result. A second Ctrl-C\n" +
+			"stops reading input at once.\n" +
+			"Exit codes: 0 every step succeeded, 1 some did not, 2 bad usage, 3 results could not be\n" +
+			"written (or the reader of standard output went away), 130 interrupted.",
 		Flags: append([]cli.Flag{
 			&cli.IntFlag{Name: "concurrency", Aliases: []string{"c"}, Value: runtime.GOMAXPROCS(0), Usage: "steps running at once"},
 			&cli.IntFlag{Name: "queue-size", Value: 64, Usage: "steps queued beyond those running"},
 			&cli.IntFlag{Name: "tenant-limit", Usage: "most steps one tenant_id may hold queued or running (0: no limit)"},
 			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "write results to `FILE` instead of standard output"},
-			&cli.DurationFlag{Name: "timeout", Usage: "attempt timeout of steps that set none (default 30s)"},
+			&cli.BoolFlag{Name: "resume", Usage: "keep --output's results, skip the lines whose step_id has one, append the rest"},
 			&cli.DurationFlag{Name: "queue-timeout", Usage: "longest wait for a first attempt (default 1m)"},
-			&cli.StringFlag{Name: "engine", Usage: "WebAssembly engine (default wazero)"},
 			&cli.BoolFlag{Name: "no-progress", Usage: "no progress bar, even on a terminal"},
-		}, append(cacheFlags(), retryFlags()...)...),
+		}, stepFlags()...),
 		Action: batchAction,
 	}
 }
 
-// batchRequest is one line of a batch file.
-type batchRequest struct {
-	StepID         string            `json:"step_id"`
-	Block          string            `json:"block"`
-	Manifest       string            `json:"manifest"`
-	Input          json.RawMessage   `json:"input"`
-	InputText      *string           `json:"input_text"`
-	InputBase64    []byte            `json:"input_base64"`
-	Args           []string          `json:"args"`
-	Env            map[string]string `json:"env"`
-	Priority       json.RawMessage   `json:"priority"`
-	Timeout        jsonDuration      `json:"timeout"`
-	TotalDeadline  jsonDuration      `json:"total_deadline"`
-	QueueTimeout   jsonDuration      `json:"queue_timeout"`
-	Retry          *batchRetry       `json:"retry"`
-	TenantID       string            `json:"tenant_id"`
-	TraceID        string            `json:"trace_id"`
-	RunID          string            `json:"run_id"`
-	FlowID         string            `json:"flow_id"`
-	IdempotencyKey string            `json:"idempotency_key"`
-	Dependency     string            `json:"dependency"`
-}
-
-type batchRetry struct {
-	MaxAttempts       int          `json:"max_attempts"`
-	BackoffInitial    jsonDuration `json:"backoff_initial"`
-	BackoffMultiplier float64      `json:"backoff_multiplier"`
-	BackoffMax        jsonDuration `json:"backoff_max"`
-	NonRetryable      []abi.Code   `json:"non_retryable"`
-}
-
-// jsonDuration reads "1.5s" or a number of milliseconds.
-type jsonDuration time.Duration
-
-func (d *jsonDuration) UnmarshalJSON(b []byte) error {
-	var s string
-	if err := json.Unmarshal(b, &s); err == nil {
-		v, err := time.ParseDuration(s)
-		if err != nil || v <= 0 {
-			return fmt.Errorf("%q is not a positive duration such as \"500ms\" or \"5s\"", s)
-		}
-		*d = jsonDuration(v)
-		return nil
-	}
-	var ms float64
-	if err := json.Unmarshal(b, &ms); err != nil || ms <= 0 {
-		return fmt.Errorf("%s is not a duration: use a string such as \"5s\" or a positive number of milliseconds", b)
-	}
-	*d = jsonDuration(ms * float64(time.Millisecond))
-	return nil
-}
-
 // batch is the state of one `blockhost batch` run.
 type batch struct {
-	c        *cli.Context
-	ctx      context.Context
-	e        *executor.Executor
-	defaults retrySettings
-	timeout  time.Duration
-	source   string // names lines in default step IDs
-	cacheDir string
-	engine   string
+	c      *cli.Context
+	svc    *job.Service
+	source string // names lines in default step IDs
+	out    *resultWriter
+	prog   *progress
 
-	loadMu   sync.Mutex
-	runtimes map[string]*host.Runtime
-	runners  map[string]loaded
+	// done holds the step IDs with a result: from --resume's file, and
+	// every line read, so that a second line with one is refused.
+	done    map[string]int // step ID → line, 0 for the resumed file
+	skipped int
 
-	outMu  sync.Mutex
-	out    *bufio.Writer
-	outErr error
-
-	countMu  sync.Mutex
-	byStatus map[abi.Status]int
-	byCode   map[abi.Code]int
-	attempts int
-	retries  int
-	lines    int
-	total    int // lines in the input file, when known, for the progress bar
-}
-
-type loaded struct {
-	runner host.Runner
-	spec   *runSpec
-	err    error
+	countMu sync.Mutex
+	lines   int
+	total   int // lines in the input file, when known, for the progress bar
 }
 
 func batchAction(c *cli.Context) error {
@@ -147,166 +79,310 @@ func batchAction(c *cli.Context) error {
 	case c.NArg() > 1:
 		return usageErrorf("batch: unexpected arguments after %s: %v (flags come before the file)", c.Args().First(), c.Args().Tail())
 	}
-	logger, err := newLogger(c)
+	conc, queue, tenants := c.Int("concurrency"), c.Int("queue-size"), c.Int("tenant-limit")
+	switch {
+	case conc < 1:
+		return usageErrorf("invalid --concurrency %d: must be at least 1", conc)
+	case queue < 0:
+		return usageErrorf("invalid --queue-size %d: must be 0 or more", queue)
+	case tenants < 0:
+		return usageErrorf("invalid --tenant-limit %d: must be 0 (no limit) or more", tenants)
+	}
+	settings, err := stepSettings(c)
 	if err != nil {
 		return err
 	}
-	conc, queue := c.Int("concurrency"), c.Int("queue-size")
-	if conc < 1 || queue < 0 || c.Int("tenant-limit") < 0 {
-		return usageErrorf("invalid --concurrency %d, --queue-size %d or --tenant-limit %d: need at least 1, 0 and 0", conc, queue, c.Int("tenant-limit"))
-	}
-	defaults, err := retryFromFlags(c, manifest.Schedule{})
-	if err != nil {
-		return err
-	}
-	for _, f := range []string{"timeout", "queue-timeout"} {
-		if c.IsSet(f) && c.Duration(f) <= 0 {
-			return usageErrorf("invalid --%s %s: must be positive", f, c.Duration(f))
+	if c.IsSet("queue-timeout") {
+		if settings.QueueTimeout = c.Duration("queue-timeout"); settings.QueueTimeout <= 0 {
+			return usageErrorf("invalid --queue-timeout %s: must be positive", settings.QueueTimeout)
 		}
+	}
+	s := streamsOf(c)
+	prog := &progress{w: s.err}
+	logger, err := newLogger(c, prog)
+	if err != nil {
+		return err
+	}
+	inPath, outPath := c.Args().First(), c.String("output")
+	if outPath == "-" {
+		outPath = ""
+	}
+	if c.Bool("resume") && outPath == "" {
+		return usageErrorf("invalid --resume: it needs --output FILE, the results to resume")
+	}
+	// Nothing is opened for writing before this check: -o naming the
+	// input would truncate it before it is read.
+	if err := checkNotSameFile(inPath, s.in, outPath); err != nil {
+		return err
 	}
 
 	var in io.Reader
 	source := "stdin"
-	if path := c.Args().First(); path == "-" {
-		in = streamsOf(c).in
+	if inPath == "-" {
+		in = s.in
 	} else {
-		f, err := os.Open(path)
+		f, err := os.Open(inPath)
 		if err != nil {
 			return usageErrorf("cannot read batch file: %v", err)
 		}
 		defer f.Close()
-		in, source = f, filepath.Base(path)
+		in, source = f, filepath.Base(inPath)
 	}
-	out := streamsOf(c).out
-	if path := c.String("output"); path != "" && path != "-" {
-		f, err := os.Create(path)
+	svc, err := newService(c, settings, executor.PoolConfig{Concurrency: conc, QueueSize: queue, TenantLimit: tenants}, logger)
+	if err != nil {
+		return err
+	}
+	b := &batch{c: c, svc: svc, source: source, prog: prog, done: map[string]int{}}
+	b.out = &resultWriter{w: s.out}
+	if outPath != "" {
+		f, err := b.openOutput(outPath, c.Bool("resume"))
 		if err != nil {
-			return usageErrorf("cannot write --output: %v", err)
+			svc.Close(context.Background())
+			return err
 		}
 		defer f.Close()
-		out = f
 	}
 
-	e, err := executor.New(executor.NewConfig().
-		WithPool(executor.DefaultPool, executor.PoolConfig{Concurrency: conc, QueueSize: queue, TenantLimit: c.Int("tenant-limit")}).
-		WithRetryPolicy(defaults.policy).
-		WithTotalDeadline(defaults.totalDeadline).
-		WithQueueTimeout(c.Duration("queue-timeout")).
-		WithAttemptTimeout(c.Duration("timeout")).
-		WithLogger(logger))
-	if err != nil {
-		return usageErrorf("%v", err)
-	}
-
-	// The first Ctrl-C or SIGTERM cancels every step; the second stops
-	// reading input too.
+	// The first Ctrl-C (main.go) cancels ctx; a write failure cancels it
+	// too, with its own cause.
 	ctx, cancel := context.WithCancelCause(c.Context)
 	defer cancel(nil)
-	readCtx, stopReading := context.WithCancel(context.Background())
-	defer stopReading()
-	sigs := make(chan os.Signal, 2)
-	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
-	defer signal.Stop(sigs)
-	go func() {
-		select {
-		case sig := <-sigs:
-			cancel(fmt.Errorf("%w: received %v", host.ErrCancelled, sig))
-		case <-ctx.Done():
-			return
-		}
-		select {
-		case <-sigs:
-			stopReading()
-		case <-readCtx.Done():
-		}
-	}()
+	b.out.failed = func(err error) { cancel(fmt.Errorf("%w: %v", errOutputFailed, err)) }
 
-	b := &batch{
-		c: c, ctx: ctx, e: e, defaults: defaults, timeout: c.Duration("timeout"), source: source,
-		engine: c.String("engine"), runtimes: map[string]*host.Runtime{}, runners: map[string]loaded{},
-		out: bufio.NewWriter(out), byStatus: map[abi.Status]int{}, byCode: map[abi.Code]int{},
-	}
-	b.cacheDir = cacheDir(c)
-	defer func() {
-		for _, rt := range b.runtimes {
-			rt.Close(context.Background())
-		}
-	}()
-
-	if path := c.Args().First(); path != "-" && !c.Bool("no-progress") {
-		b.total = countLines(path)
+	if inPath != "-" && !c.Bool("no-progress") {
+		b.total = countLines(inPath)
 	}
 	start := time.Now()
 	stopProgress := b.progress(start)
-	readErr := b.feed(readCtx, in, conc+queue)
-	b.e.Close(context.Background())
+	readErr, interrupted := b.feed(ctx, in, conc+queue)
+	svc.Close(context.Background())
 	stopProgress()
-	b.outMu.Lock()
-	if err := b.out.Flush(); err != nil && b.outErr == nil {
-		b.outErr = err
+	outErr := b.out.error()
+	stored := b.out.counts.Counts()
+	if !errors.Is(outErr, syscall.EPIPE) {
+		b.summary(s.err, stored, time.Since(start))
 	}
-	b.outMu.Unlock()
-	b.summary(streamsOf(c).err, time.Since(start))
 
 	switch {
-	case b.outErr != nil:
-		return &exitErr{code: exitError, msg: "writing results: " + b.outErr.Error()}
+	case outErr != nil:
+		return outputFailed(outErr)
 	case readErr != nil:
 		return &exitErr{code: exitUsage, msg: readErr.Error()}
-	case ctx.Err() != nil:
+	case interrupted || c.Context.Err() != nil:
 		return &exitErr{code: exitCancelled}
-	case b.byStatus[abi.StatusSuccess] != b.lines:
+	case stored.ByStatus[abi.StatusSuccess] != stored.Steps:
 		return &exitErr{code: exitError}
 	}
 	return nil
 }
 
+// errOutputFailed is the cause with which a write failure cancels the
+// steps still running.
+var errOutputFailed = errors.New("results can no longer be written")
+
+// checkNotSameFile refuses an output that is the input: the same path, or
+// the same file through a link or standard input.
+func checkNotSameFile(inPath string, stdin io.Reader, outPath string) error {
+	if outPath == "" {
+		return nil
+	}
+	outInfo, err := os.Stat(outPath)
+	if err != nil {
+		return nil // it does not exist yet, so it is not the input
+	}
+	var inInfo os.FileInfo
+	if inPath == "-" {
+		if f, ok := stdin.(*os.File); ok {
+			inInfo, _ = f.Stat()
+		}
+	} else {
+		inInfo, _ = os.Stat(inPath)
+	}
+	if inInfo != nil && os.SameFile(inInfo, outInfo) && inInfo.Mode().IsRegular() {
+		what := inPath
+		if inPath == "-" {
+			what = "standard input"
+		}
+		return usageErrorf("invalid --output %s: it is the input (%s); writing results there would destroy the requests", outPath, what)
+	}
+	return nil
+}
+
+// openOutput opens --output: truncated, or with --resume kept, cut back to
+// its last whole line and appended to, the step IDs it holds recorded.
+func (b *batch) openOutput(path string, resume bool) (*os.File, error) {
+	if !resume {
+		f, err := os.Create(path)
+		if err != nil {
+			return nil, usageErrorf("cannot write --output: %v", err)
+		}
+		b.out.w, b.out.f = f, f
+		return f, nil
+	}
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o666)
+	if err != nil {
+		return nil, usageErrorf("cannot write --output: %v", err)
+	}
+	r := bufio.NewReaderSize(f, 64<<10)
+	var whole int64
+	for {
+		line, err := r.ReadBytes('\n')
+		if err != nil {
+			break // EOF, or a last line cut short by a crash: dropped below
+		}
+		whole += int64(len(line))
+		var res struct {
+			StepID string `json:"step_id"`
+		}
+		if json.Unmarshal(line, &res) == nil && res.StepID != "" {
+			b.done[res.StepID] = 0
+		}
+	}
+	if err := f.Truncate(whole); err != nil {
+		f.Close()
+		return nil, usageErrorf("cannot resume --output %s: %v", path, err)
+	}
+	if _, err := f.Seek(whole, io.SeekStart); err != nil {
+		f.Close()
+		return nil, usageErrorf("cannot resume --output %s: %v", path, err)
+	}
+	b.out.w, b.out.f, b.out.off = f, f, whole
+	return f, nil
+}
+
+type readLineResult struct {
+	n    int
+	line []byte
+	err  error
+}
+
 // feed reads requests and submits them, holding at most capacity in the
 // executor at once so that none is refused for a full queue, and returns
-// once every submitted step has its result written.
-func (b *batch) feed(readCtx context.Context, in io.Reader, capacity int) error {
+// once every submitted step has its result written. It stops taking lines
+// at the second Ctrl-C (interrupted) and when results can no longer be
+// written.
+func (b *batch) feed(ctx context.Context, in io.Reader, capacity int) (readErr error, interrupted bool) {
 	slots := make(chan struct{}, capacity)
 	var wg sync.WaitGroup
 	defer wg.Wait()
-	r := bufio.NewReaderSize(in, 64<<10)
-	for n := 1; ; n++ {
-		if readCtx.Err() != nil {
-			return nil
+
+	// The reader goroutine is owned by feed; it ends at the end of the
+	// input, or when it next returns from Read after feed stopped taking
+	// lines. A Read blocked on a terminal or on a FIFO whose writer stays
+	// open is left behind at the second Ctrl-C: the process exits.
+	lines := make(chan readLineResult)
+	stop := make(chan struct{})
+	defer close(stop)
+	go func() {
+		defer close(lines)
+		r := bufio.NewReaderSize(in, 64<<10)
+		for n := 1; ; n++ {
+			line, err := readLine(r)
+			select {
+			case lines <- readLineResult{n, line, err}:
+			case <-stop:
+				return
+			}
+			if err != nil {
+				return
+			}
 		}
-		line, err := readLine(r)
-		if len(bytes.TrimSpace(line)) > 0 {
-			b.countLine()
-			req, bad := b.request(line, n)
-			if bad != nil {
-				b.write(bad)
-			} else {
+	}()
+	second := secondInterrupt(b.c.Context)
+	for {
+		var it readLineResult
+		var ok bool
+		select {
+		case it, ok = <-lines:
+		case <-second:
+			return nil, true
+		case <-b.out.stopped():
+			return nil, false
+		}
+		if !ok {
+			return nil, false
+		}
+		if len(bytes.TrimSpace(it.line)) > 0 {
+			p := b.prepare(ctx, it.line, it.n)
+			if p != nil && p.res != nil {
+				wg.Go(func() { b.out.write(p.res, "") })
+			} else if p != nil {
 				slot := false
 				select {
 				case slots <- struct{}{}:
 					slot = true
-				case <-b.ctx.Done():
+				case <-ctx.Done():
 					// Cancelled: the step ends at once, needing no slot.
+				case <-second:
+					// Read but never started: it ends cancelled.
+					b.out.write(job.ErrorResult(p.xr.Step.ID, p.xr.Runner.Name(), context.Cause(ctx)), "")
+					return nil, true
 				}
-				t := b.e.Submit(b.ctx, req)
+				t := b.svc.Start(ctx, p.xr)
 				wg.Go(func() {
-					b.write(t.Result())
+					b.out.write(t.Result(), t.DuplicateOf())
 					if slot {
 						<-slots
 					}
 				})
 			}
 		}
-		if errors.Is(err, io.EOF) {
-			return nil
+		if errors.Is(it.err, io.EOF) {
+			return nil, false
 		}
-		if err != nil {
-			return fmt.Errorf("reading %s at line %d: %v", b.source, n, err)
+		if it.err != nil {
+			return fmt.Errorf("reading %s at line %d: %v", b.source, it.n, it.err), false
 		}
 	}
 }
 
+// pending is a line ready to submit, or answered at once with res.
+type pending struct {
+	xr  executor.Request
+	res *abi.StepResult
+}
+
+// prepare turns line n into a step request, or into the result that says
+// why it cannot run. It returns nil for a line skipped by --resume.
+func (b *batch) prepare(ctx context.Context, line []byte, n int) *pending {
+	b.countMu.Lock()
+	b.lines++
+	b.countMu.Unlock()
+	id := fmt.Sprintf("%s:%d", b.source, n)
+	fail := func(block string, err error) *pending {
+		return &pending{res: job.ErrorResult(id, block, fmt.Errorf("line %d: %w", n, err))}
+	}
+	if len(line) > maxLine {
+		return fail("", &job.FieldError{Problem: fmt.Sprintf("longer than %d MiB", maxLine>>20), Syntax: true})
+	}
+	req, err := job.ParseRequest(line)
+	if req.StepID != "" {
+		id = req.StepID
+	}
+	if prev, ok := b.done[id]; ok {
+		if prev == 0 {
+			b.countMu.Lock()
+			b.skipped++
+			b.countMu.Unlock()
+			return nil // --resume: its result is in the file already
+		}
+		return fail(req.Block, &job.FieldError{StepID: id, Field: "step_id",
+			Problem: fmt.Sprintf("%q is also the step_id of line %d; each line needs its own", id, prev)})
+	}
+	b.done[id] = n
+	if err != nil {
+		return fail(req.Block, err)
+	}
+	req.StepID = id
+	xr, err := b.svc.Resolve(ctx, req)
+	if err != nil {
+		return fail(req.Block, err)
+	}
+	return &pending{xr: xr}
+}
+
 // readLine returns the next line without its newline, at most maxLine
-// bytes of it; a longer line comes back cut, and request reports it.
+// bytes of it; a longer line comes back cut, and submit reports it.
 func readLine(r *bufio.Reader) ([]byte, error) {
 	var line []byte
 	for {
@@ -321,215 +397,126 @@ func readLine(r *bufio.Reader) ([]byte, error) {
 	}
 }
 
-// request turns one line into an executor request, or into the result
-// that says why it cannot run.
-func (b *batch) request(line []byte, n int) (executor.Request, *abi.StepResult) {
-	id := fmt.Sprintf("%s:%d", b.source, n)
-	fail := func(code abi.Code, format string, args ...any) (executor.Request, *abi.StepResult) {
-		return executor.Request{}, &abi.StepResult{StepID: id, Status: abi.StatusError,
-			Error: abi.NewError(code, abi.ClassPermanent, fmt.Sprintf("line %d: ", n)+fmt.Sprintf(format, args...))}
-	}
-	if len(line) > maxLine {
-		return fail(abi.CodeInvalidInput, "longer than %d MiB", maxLine>>20)
-	}
-	var br batchRequest
-	dec := json.NewDecoder(bytes.NewReader(line))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&br); err != nil {
-		return fail(abi.CodeInvalidFormat, "not a step request: %v", err)
-	}
-	if br.StepID != "" {
-		id = br.StepID
-	}
-	if (br.Block == "") == (br.Manifest == "") {
-		return fail(abi.CodeMissingRequiredField, `give exactly one of "block" (a module path or built-in name) and "manifest"`)
-	}
-	l := b.load(br.Block, br.Manifest)
-	if l.err != nil {
-		r, res := fail(abi.CodeInvalidInput, "%s", strings.TrimPrefix(l.err.Error(), "blockhost: "))
-		res.Block = br.Block
-		return r, res
-	}
-	step := host.Step{ID: id, Args: l.spec.args, Grants: l.spec.grants, Limits: l.spec.limits}
-	switch {
-	case br.InputText != nil:
-		step.Input = []byte(*br.InputText)
-	case br.InputBase64 != nil:
-		step.Input = br.InputBase64
-	case len(br.Input) > 0:
-		step.Input = br.Input
-	}
-	if len(step.Input) > maxInput {
-		return fail(abi.CodeInvalidInput, "input is larger than %d MiB", maxInput>>20)
-	}
-	if br.Args != nil {
-		step.Args = br.Args
-	}
-	if len(br.Env) > 0 {
-		env := map[string]string{}
-		for k, v := range step.Grants.Env {
-			env[k] = v
-		}
-		for k, v := range br.Env {
-			if !validEnvName(k) || strings.ContainsRune(v, 0) {
-				return fail(abi.CodeInvalidInput, "invalid env %q", k)
-			}
-			env[k] = v
-		}
-		step.Grants.Env = env
-	}
-	if br.Timeout > 0 {
-		step.Limits.Timeout = time.Duration(br.Timeout)
-	}
-
-	// The line's settings over the manifest's over the flags'.
-	rs := b.defaults
-	if l.spec.manifest != nil {
-		m := scheduleSettings(l.spec.manifest.Schedule)
-		m.policy = m.policy.Or(rs.policy)
-		rs.policy = m.policy
-		rs.totalDeadline = cmpDur(m.totalDeadline, rs.totalDeadline)
-		rs.queueTimeout = cmpDur(m.queueTimeout, rs.queueTimeout)
-		rs.priority = m.priority
-	}
-	if br.Retry != nil {
-		line := executor.RetryPolicy{MaxAttempts: br.Retry.MaxAttempts, Initial: time.Duration(br.Retry.BackoffInitial),
-			Multiplier: br.Retry.BackoffMultiplier, MaxInterval: time.Duration(br.Retry.BackoffMax), NonRetryable: br.Retry.NonRetryable}
-		rs.policy = line.Or(rs.policy)
-	}
-	if err := rs.policy.Or(executor.DefaultRetryPolicy).Validate(); err != nil {
-		return fail(abi.CodeInvalidInput, "%v", err)
-	}
-	if len(br.Priority) > 0 {
-		var s string
-		if json.Unmarshal(br.Priority, &s) != nil {
-			s = string(br.Priority)
-		}
-		p, err := executor.ParsePriority(s)
-		if err != nil {
-			return fail(abi.CodeInvalidInput, "%v", err)
-		}
-		rs.priority = p
-	}
-	return executor.Request{
-		Runner: l.runner, Step: step, Priority: rs.priority, Retry: rs.policy,
-		TotalDeadline: cmpDur(time.Duration(br.TotalDeadline), rs.totalDeadline),
-		QueueTimeout:  cmpDur(time.Duration(br.QueueTimeout), rs.queueTimeout),
-		TenantID:      br.TenantID, TraceID: br.TraceID, RunID: br.RunID, FlowID: br.FlowID,
-		IdempotencyKey: br.IdempotencyKey, Dependency: br.Dependency,
-	}, nil
+// resultWriter writes result lines, whole or not at all: at the first
+// failure it stops, cuts a file back to its last whole line, and calls
+// failed. It counts only the results it stored.
+type resultWriter struct {
+	mu     sync.Mutex
+	w      io.Writer
+	f      *os.File // w when it is a file, to cut a partial line
+	off    int64    // bytes of whole lines in f
+	err    error
+	stop   chan struct{}
+	failed func(error)
+	counts job.Counter
 }
 
-func cmpDur(a, b time.Duration) time.Duration {
-	if a != 0 {
-		return a
-	}
-	return b
+// line is a result as batch writes it: the step's result, and the step it
+// duplicates when it shares another's result.
+type line struct {
+	*abi.StepResult
+	DuplicateOf string `json:"duplicate_of,omitempty"`
 }
 
-// load returns the runner for a module path, built-in name or manifest,
-// loading each once.
-func (b *batch) load(block, manifestPath string) loaded {
-	key := "block:" + block
-	if manifestPath != "" {
-		key = "manifest:" + manifestPath
-	}
-	b.loadMu.Lock()
-	defer b.loadMu.Unlock()
-	if l, ok := b.runners[key]; ok {
-		return l
-	}
-	l := b.loadLocked(block, manifestPath)
-	b.runners[key] = l
-	return l
-}
-
-func (b *batch) loadLocked(block, manifestPath string) loaded {
-	spec := &runSpec{engine: b.engine, cacheDir: b.cacheDir}
-	if manifestPath != "" {
-		m, err := manifest.ParseFile(manifestPath)
-		if err != nil {
-			return loaded{err: err}
-		}
-		spec.name, spec.module, spec.args, spec.grants.Env, spec.manifest = m.Name, m.Module, m.Args, m.Env, m
-		if m.Engine != "" {
-			spec.engine = m.Engine
-		}
-		spec.limits = host.Limits{Timeout: m.Limits.Timeout, Memory: m.Limits.Memory, Output: m.Limits.Output, Log: m.Limits.Log}
-		// The manifest's grants, as `run --manifest` applies them; the
-		// batch command has none of run's grant flags.
-		for _, o := range runOptions {
-			if err := o.apply(b.c, spec); err != nil {
-				return loaded{err: err}
-			}
-		}
-	} else {
-		spec.module = block
-		spec.name = strings.TrimSuffix(filepath.Base(block), ".wasm")
-	}
-	rt, err := b.runtime(spec.engine)
+func (w *resultWriter) write(res *abi.StepResult, dupOf string) {
+	b, err := json.Marshal(line{res, dupOf})
 	if err != nil {
-		return loaded{err: err}
+		b, _ = json.Marshal(job.ErrorResult(res.StepID, res.Block, fmt.Errorf("encoding the result: %w", err)))
 	}
-	runner, err := loadRunner(b.ctx, rt, spec)
-	return loaded{runner: runner, spec: spec, err: err}
-}
-
-func (b *batch) runtime(engine string) (*host.Runtime, error) {
-	if rt, ok := b.runtimes[engine]; ok {
-		return rt, nil
+	b = append(b, '\n')
+	w.mu.Lock()
+	if w.err != nil {
+		w.mu.Unlock()
+		return
 	}
-	logger, _ := newLogger(b.c)
-	cfg := host.NewRuntimeConfig().WithLogger(logger).WithCacheDir(b.cacheDir)
-	if engine != "" {
-		cfg = cfg.WithEngine(engine)
+	n, err := w.w.Write(b)
+	if err == nil && n < len(b) {
+		err = io.ErrShortWrite
 	}
-	rt, err := host.NewRuntime(context.Background(), cfg)
 	if err != nil {
-		return nil, err
-	}
-	b.runtimes[engine] = rt
-	return rt, nil
-}
-
-func (b *batch) countLine() {
-	b.countMu.Lock()
-	b.lines++
-	b.countMu.Unlock()
-}
-
-// write writes one result line and counts it.
-func (b *batch) write(res *abi.StepResult) {
-	line, err := json.Marshal(res)
-	b.outMu.Lock()
-	if err == nil && b.outErr == nil {
-		line = append(line, '\n')
-		if _, err = b.out.Write(line); err == nil {
-			err = b.out.Flush()
+		w.err = err
+		if w.f != nil && n > 0 {
+			_ = w.f.Truncate(w.off) // leave whole lines only
 		}
+		close(w.stopCh())
+		w.mu.Unlock()
+		if w.failed != nil {
+			w.failed(err)
+		}
+		return
 	}
-	if err != nil && b.outErr == nil {
-		b.outErr = err
+	w.off += int64(n)
+	w.mu.Unlock()
+	w.counts.Add(res)
+}
+
+func (w *resultWriter) stopCh() chan struct{} {
+	if w.stop == nil {
+		w.stop = make(chan struct{})
 	}
-	b.outMu.Unlock()
-	b.countMu.Lock()
-	b.byStatus[res.Status]++
-	if res.Error != nil {
-		b.byCode[res.Error.Code]++
+	return w.stop
+}
+
+// stopped is closed at the first write failure.
+func (w *resultWriter) stopped() <-chan struct{} {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.stopCh()
+}
+
+func (w *resultWriter) error() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.err
+}
+
+// progress is standard error while a progress bar may be drawn on it: a
+// log line written through it goes above the bar, which is then redrawn,
+// so that no stale bar is left behind.
+type progress struct {
+	mu     sync.Mutex
+	w      io.Writer
+	drawn  string // the bar on screen, "" when none
+	active bool
+}
+
+func (p *progress) Write(b []byte) (int, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if !p.active || p.drawn == "" {
+		return p.w.Write(b)
 	}
-	b.attempts += res.Attempts
-	b.retries += res.RetriesUsed
-	b.countMu.Unlock()
+	io.WriteString(p.w, "\r\033[K")
+	n, err := p.w.Write(b)
+	io.WriteString(p.w, p.drawn)
+	return n, err
+}
+
+func (p *progress) draw(bar string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.drawn = bar
+	io.WriteString(p.w, "\r\033[K"+bar)
+}
+
+func (p *progress) clear() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.active, p.drawn = false, ""
+	io.WriteString(p.w, "\r\033[K")
 }
 
 // progress draws a one-line progress bar on standard error while the
 // batch runs, when standard error is a terminal. It returns the function
 // that stops it and clears the line.
 func (b *batch) progress(start time.Time) func() {
-	f, ok := streamsOf(b.c).err.(*os.File)
+	f, ok := b.prog.w.(*os.File)
 	if b.c.Bool("no-progress") || !ok || !term.IsTerminal(int(f.Fd())) {
 		return func() {}
 	}
+	b.prog.mu.Lock()
+	b.prog.active = true
+	b.prog.mu.Unlock()
 	done := make(chan struct{})
 	var wg sync.WaitGroup
 	wg.Go(func() {
@@ -538,10 +525,10 @@ func (b *batch) progress(start time.Time) func() {
 		for {
 			select {
 			case <-done:
-				fmt.Fprint(f, "\r\033[K")
+				b.prog.clear()
 				return
 			case <-tick.C:
-				fmt.Fprint(f, "\r\033[K"+b.progressLine(f, start))
+				b.prog.draw(b.progressLine(f, start))
 			}
 		}
 	})
@@ -552,20 +539,19 @@ func (b *batch) progress(start time.Time) func() {
 }
 
 func (b *batch) progressLine(f *os.File, start time.Time) string {
+	c := b.out.counts.Counts()
+	finished := c.Steps
 	b.countMu.Lock()
-	finished := 0
-	for _, n := range b.byStatus {
-		finished += n
-	}
-	read := b.lines
+	read := b.lines - b.skipped
+	total := b.total - b.skipped
+	b.countMu.Unlock()
 	of := read
-	if b.total > 0 {
-		of = b.total
+	if total > 0 {
+		of = total
 	}
 	counts := fmt.Sprintf(" %d/%d  ok %d  error %d  timeout %d  cancelled %d", finished, of,
-		b.byStatus[abi.StatusSuccess], b.byStatus[abi.StatusError], b.byStatus[abi.StatusTimeout], b.byStatus[abi.StatusCancelled])
-	b.countMu.Unlock()
-	s, _ := b.e.Stats(executor.DefaultPool)
+		c.ByStatus[abi.StatusSuccess], c.ByStatus[abi.StatusError], c.ByStatus[abi.StatusTimeout], c.ByStatus[abi.StatusCancelled])
+	s, _ := b.svc.Executor().Stats(executor.DefaultPool)
 	counts += fmt.Sprintf("  run %d  queue %d  %.0f/s", s.InFlight, s.Queued, float64(finished)/max(time.Since(start).Seconds(), 1e-3))
 	width, _, err := term.GetSize(int(f.Fd()))
 	if err != nil || width <= 0 {
@@ -579,8 +565,8 @@ func (b *batch) progressLine(f *os.File, start time.Time) string {
 		return counts
 	}
 	fill := 0
-	if total := max(b.total, read); total > 0 {
-		fill = barWidth * finished / total
+	if t := max(total, read); t > 0 {
+		fill = min(barWidth*finished/t, barWidth)
 	}
 	return "[" + strings.Repeat("#", fill) + strings.Repeat(".", barWidth-fill) + "]" + counts
 }
@@ -604,29 +590,25 @@ func countLines(path string) int {
 	return n
 }
 
-// summary prints the table of outcomes on w.
-func (b *batch) summary(w io.Writer, took time.Duration) {
-	b.countMu.Lock()
-	defer b.countMu.Unlock()
+// summary prints the table of the results stored on w.
+func (b *batch) summary(w io.Writer, c job.Counts, took time.Duration) {
 	type row struct {
 		label string
 		n     int
 	}
 	var rows []row
-	total := 0
 	for _, s := range []abi.Status{abi.StatusSuccess, abi.StatusError, abi.StatusTimeout, abi.StatusCancelled} {
-		rows = append(rows, row{string(s), b.byStatus[s]})
-		total += b.byStatus[s]
+		rows = append(rows, row{string(s), c.ByStatus[s]})
 	}
-	rows = append(rows, row{"total", total})
-	codes := make([]abi.Code, 0, len(b.byCode))
-	for c := range b.byCode {
-		codes = append(codes, c)
+	rows = append(rows, row{"total", c.Steps})
+	codes := make([]abi.Code, 0, len(c.ByCode))
+	for code := range c.ByCode {
+		codes = append(codes, code)
 	}
 	sort.Slice(codes, func(i, j int) bool { return codes[i] < codes[j] })
 	width := len("status")
-	for _, c := range codes {
-		width = max(width, len(c.String()))
+	for _, code := range codes {
+		width = max(width, len(code.String()))
 	}
 	fmt.Fprintf(w, "%-*s  %7s\n", width, "status", "steps")
 	for _, r := range rows {
@@ -634,10 +616,19 @@ func (b *batch) summary(w io.Writer, took time.Duration) {
 	}
 	if len(codes) > 0 {
 		fmt.Fprintf(w, "%-*s  %7s\n", width, "error code", "steps")
-		for _, c := range codes {
-			fmt.Fprintf(w, "%-*s  %7d\n", width, c.String(), b.byCode[c])
+		for _, code := range codes {
+			fmt.Fprintf(w, "%-*s  %7d\n", width, code.String(), c.ByCode[code])
 		}
 	}
-	rate := float64(total) / max(took.Seconds(), 1e-9)
-	fmt.Fprintf(w, "%d steps in %s (%.1f steps/s), %d attempts, %d retries\n", total, took.Round(time.Millisecond), rate, b.attempts, b.retries)
+	rate := float64(c.Steps) / max(took.Seconds(), 1e-9)
+	fmt.Fprintf(w, "%d results stored in %s (%.1f steps/s), %d attempts, %d retries\n",
+		c.Steps, took.Round(time.Millisecond), rate, c.Attempts, c.Retries)
+	if b.skipped > 0 {
+		fmt.Fprintf(w, "%d lines skipped: their results were already in --output (--resume)\n", b.skipped)
+	}
+	if err := b.out.error(); err != nil {
+		b.countMu.Lock()
+		fmt.Fprintf(w, "results of %d lines read were not stored: writing failed\n", b.lines-b.skipped-c.Steps)
+		b.countMu.Unlock()
+	}
 }

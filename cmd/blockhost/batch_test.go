@@ -84,7 +84,7 @@ func TestBatch_resultPerLine(t *testing.T) {
 		"steps.jsonl:2": {abi.StatusSuccess, 0, 1},
 		"r":             {abi.StatusError, abi.CodeResourceUnavailable, 3},
 		"nr":            {abi.StatusError, abi.CodeResourceUnavailable, 1},
-		"steps.jsonl:6": {abi.StatusError, abi.CodeInvalidFormat, 0},
+		"typo":          {abi.StatusError, abi.CodeInvalidFormat, 0}, // issue 10 point 2: the step_id is kept
 		"steps.jsonl:7": {abi.StatusError, abi.CodeInvalidFormat, 0},
 		"missing":       {abi.StatusError, abi.CodeInvalidInput, 0},
 		"badprio":       {abi.StatusError, abi.CodeInvalidInput, 0},

@@ -3,7 +3,8 @@
 // host package; everything it does is available to Go programs there.
 //
 // Exit codes of `blockhost run`: 0 success, 1 error, 124 timeout,
-// 130 cancelled, 2 bad usage or configuration.
+// 130 cancelled, 2 bad usage or configuration, 3 results could not be
+// written (quietly, when standard output is a pipe whose reader is gone).
 package main
 
 import (
@@ -13,9 +14,13 @@ import (
 	"io"
 	"os"
 	"strings"
+	"syscall"
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/urfave/cli/v2"
+
+	"github.com/blockhost/blockhost/cmd/blockhost/internal/interrupt"
+	"github.com/blockhost/blockhost/host"
 )
 
 // Exit codes.
@@ -23,6 +28,7 @@ const (
 	exitSuccess   = 0
 	exitError     = 1
 	exitUsage     = 2
+	exitOutput    = 3
 	exitTimeout   = 124
 	exitCancelled = 130
 )
@@ -40,8 +46,71 @@ func usageErrorf(format string, args ...any) error {
 	return &exitErr{code: exitUsage, msg: fmt.Sprintf(format, args...)}
 }
 
+// signals turns the signals that package interrupt catches from the
+// process's first moments into a cancellation with a result, not a kill.
+var signals = notifySignals()
+
 func main() {
-	os.Exit(runMain(context.Background(), os.Args, os.Stdin, os.Stdout, os.Stderr))
+	code := runMain(signals.ctx, os.Args, os.Stdin, os.Stdout, os.Stderr)
+	signals.stop()
+	os.Exit(code)
+}
+
+// interrupts is what Ctrl-C and SIGTERM do: the first cancels ctx, with a
+// cause naming the signal (so results say cancelled, never timeout); the
+// second closes second, on which batch stops reading its input.
+type interrupts struct {
+	ctx    context.Context
+	second chan struct{}
+	stop   func()
+}
+
+type interruptsKey struct{}
+
+func notifySignals() *interrupts {
+	sigs := interrupt.C
+	ctx, cancel := context.WithCancelCause(context.Background())
+	in := &interrupts{second: make(chan struct{})}
+	in.ctx = context.WithValue(ctx, interruptsKey{}, in)
+	done := make(chan struct{})
+	go func() {
+		select {
+		case sig := <-sigs:
+			cancel(fmt.Errorf("%w: received %v", host.ErrCancelled, sig))
+		case <-done:
+			return
+		}
+		select {
+		case <-sigs:
+			close(in.second)
+		case <-done:
+		}
+	}()
+	in.stop = func() {
+		interrupt.Stop()
+		close(done)
+		cancel(nil)
+	}
+	return in
+}
+
+// secondInterrupt is closed on the second Ctrl-C; nil (never) when ctx
+// does not come from main.
+func secondInterrupt(ctx context.Context) <-chan struct{} {
+	if in, ok := ctx.Value(interruptsKey{}).(*interrupts); ok {
+		return in.second
+	}
+	return nil
+}
+
+// outputFailed is the exit of a command whose results cannot be written:
+// exit code 3, with a message unless the reader of a pipe went away (as
+// `| head -1` does), which is no error worth a line.
+func outputFailed(err error) error {
+	if errors.Is(err, syscall.EPIPE) {
+		return &exitErr{code: exitOutput}
+	}
+	return &exitErr{code: exitOutput, msg: "writing results: " + err.Error()}
 }
 
 // streams are the process's standard streams, injectable for tests.
@@ -124,7 +193,7 @@ func newApp(s streams) *cli.App {
 
 // newLogger builds the logger from the global flags. Logs go to stderr so
 // that stdout carries only the result.
-func newLogger(c *cli.Context) (hclog.Logger, error) {
+func newLogger(c *cli.Context, out io.Writer) (hclog.Logger, error) {
 	lvl := strings.ToLower(c.String("log-level"))
 	level := hclog.LevelFromString(lvl)
 	if level == hclog.NoLevel {
@@ -137,7 +206,7 @@ func newLogger(c *cli.Context) (hclog.Logger, error) {
 	return hclog.New(&hclog.LoggerOptions{
 		Name:       "blockhost",
 		Level:      level,
-		Output:     streamsOf(c).err,
+		Output:     out,
 		JSONFormat: format == "json",
 	}), nil
 }

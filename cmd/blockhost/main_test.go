@@ -20,7 +20,7 @@ import (
 // BLOCKHOST_TEST_MAIN set, the test binary is the CLI.
 func TestMain(m *testing.M) {
 	if os.Getenv("BLOCKHOST_TEST_MAIN") == "1" {
-		os.Exit(runMain(context.Background(), os.Args, os.Stdin, os.Stdout, os.Stderr))
+		os.Exit(runMain(signals.ctx, os.Args, os.Stdin, os.Stdout, os.Stderr))
 	}
 	os.Exit(m.Run())
 }

@@ -3,20 +3,20 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
 	"path/filepath"
 	"strings"
-	"syscall"
 
+	"github.com/hashicorp/go-hclog"
 	"github.com/urfave/cli/v2"
 
 	"github.com/blockhost/blockhost/abi"
-	"github.com/blockhost/blockhost/host"
+	"github.com/blockhost/blockhost/host/executor"
+	"github.com/blockhost/blockhost/host/job"
 	"github.com/blockhost/blockhost/host/manifest"
-	"github.com/blockhost/blockhost/plugins"
 	_ "github.com/blockhost/blockhost/plugins/standard"
 )
 
@@ -34,98 +34,148 @@ func runCommand() *cli.Command {
 			"Exit codes: 0 success, 1 error, 124 timeout, 130 cancelled, 2 bad usage or configuration.",
 		Flags: append([]cli.Flag{
 			&cli.StringFlag{Name: "input", Aliases: []string{"i"}, Usage: "step input: JSON text, @FILE to read a file, or - for stdin"},
-			&cli.DurationFlag{Name: "timeout", Usage: "step timeout (default 30s)"},
-			&cli.StringFlag{Name: "memory", Usage: "linear memory cap, such as 64MiB (default 64MiB)"},
-			&cli.StringFlag{Name: "output-limit", Usage: "output cap, such as 1MiB (default 1MiB)"},
-			&cli.StringFlag{Name: "engine", Usage: "WebAssembly engine (default wazero)"},
 			&cli.StringFlag{Name: "manifest", Aliases: []string{"m"}, Usage: "block manifest (HCL, or JSON by .json extension)"},
-			&cli.StringSliceFlag{Name: "env", Usage: "grant the guest an environment variable `KEY=VALUE` (repeatable)"},
 			&cli.StringFlag{Name: "step-id", Usage: "step identifier (default: a new random one)"},
-		}, append(cacheFlags(), optionFlags()...)...),
+		}, stepFlags()...),
 		Action: runAction,
 	}
 }
 
-// runSpec is everything a run needs, after flags and manifest are merged.
-type runSpec struct {
-	name     string
-	module   string
-	engine   string
-	args     []string
-	grants   host.Grants
-	limits   host.Limits
-	input    []byte
-	stepID   string
-	cacheDir string
-	// manifest is the parsed manifest, or nil.
-	manifest *manifest.Manifest
-}
-
-// runOption is a group of `run` flags owned by one feature (a capability,
-// the retry policy): its flags, and how they change the spec after the
-// manifest and the common flags are applied. Features register from init
-// in their own file, so adding one does not touch this file.
-type runOption struct {
+// stepOption is a group of step flags owned by one feature (a
+// capability, the retry policy): its flags, and how they set the
+// overrides every step of `run` and `batch` gets (job.Settings). Features
+// register from init in their own file, so adding one does not touch
+// this file.
+type stepOption struct {
 	flags []cli.Flag
-	apply func(c *cli.Context, spec *runSpec) error
+	apply func(c *cli.Context, s *job.Settings) error
 }
 
-var runOptions []runOption
+var stepOptions []stepOption
 
-func registerRunOption(o runOption) { runOptions = append(runOptions, o) }
+func registerStepOption(o stepOption) { stepOptions = append(stepOptions, o) }
 
 func optionFlags() []cli.Flag {
 	var fs []cli.Flag
-	for _, o := range runOptions {
+	for _, o := range stepOptions {
 		fs = append(fs, o.flags...)
 	}
 	return fs
 }
 
-func runAction(c *cli.Context) error {
-	spec, err := buildSpec(c)
-	if err != nil {
-		return err
-	}
-	logger, err := newLogger(c)
-	if err != nil {
-		return err
-	}
-	// Ctrl-C and SIGTERM cancel the step; the cause names the signal, so the
-	// result says cancelled, never timeout.
-	ctx, cancel := context.WithCancelCause(c.Context)
-	defer cancel(nil)
-	sigs := make(chan os.Signal, 1)
-	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
-	defer signal.Stop(sigs)
-	go func() {
-		select {
-		case sig := <-sigs:
-			cancel(fmt.Errorf("%w: received %v", host.ErrCancelled, sig))
-		case <-ctx.Done():
-		}
-	}()
+// stepFlags are the flags of run and batch that set every step: the
+// engine, limits and environment here; grants and the retry policy from
+// the registered options; the compiled-code cache.
+func stepFlags() []cli.Flag {
+	return append([]cli.Flag{
+		&cli.DurationFlag{Name: "timeout", Usage: "attempt timeout of every step (default 30s)"},
+		&cli.StringFlag{Name: "memory", Usage: "linear memory cap of every step, such as 64MiB (default 64MiB)"},
+		&cli.StringFlag{Name: "output-limit", Usage: "output cap of every step, such as 1MiB (default 1MiB)"},
+		&cli.StringFlag{Name: "engine", Usage: "WebAssembly engine (default wazero)"},
+		&cli.StringSliceFlag{Name: "env", Usage: "grant the guest an environment variable `KEY=VALUE` (repeatable)"},
+	}, append(optionFlags(), cacheFlags()...)...)
+}
 
-	cfg := host.NewRuntimeConfig().WithLogger(logger).WithCacheDir(spec.cacheDir)
-	if spec.engine != "" {
-		cfg = cfg.WithEngine(spec.engine)
+// stepSettings reads the step flags into the overrides of a job.Service:
+// what a flag sets wins over the request and the manifest.
+func stepSettings(c *cli.Context) (job.Settings, error) {
+	var s job.Settings
+	s.Engine = c.String("engine")
+	if c.IsSet("timeout") {
+		if s.Limits.Timeout = c.Duration("timeout"); s.Limits.Timeout <= 0 {
+			return s, usageErrorf("invalid --timeout %s: must be positive", s.Limits.Timeout)
+		}
 	}
-	rt, err := host.NewRuntime(ctx, cfg)
+	for _, f := range []struct {
+		flag string
+		dst  *uint64
+	}{{"memory", &s.Limits.Memory}, {"output-limit", &s.Limits.Output}} {
+		if !c.IsSet(f.flag) {
+			continue
+		}
+		n, err := manifest.ParseSize(c.String(f.flag))
+		if err != nil {
+			return s, usageErrorf("invalid --%s: %v", f.flag, err)
+		}
+		if n == 0 || (f.flag == "memory" && n > manifest.MaxMemory) {
+			return s, usageErrorf("invalid --%s %q: must be more than 0 and at most 4GiB", f.flag, c.String(f.flag))
+		}
+		*f.dst = n
+	}
+	if env := c.StringSlice("env"); len(env) > 0 {
+		s.Env = map[string]string{}
+		for _, kv := range env {
+			k, v, ok := strings.Cut(kv, "=")
+			if !ok || !job.ValidEnvName(k) || strings.ContainsRune(v, 0) {
+				return s, usageErrorf("invalid --env %q: want KEY=VALUE with KEY of letters, digits and _", kv)
+			}
+			s.Env[k] = v
+		}
+	}
+	for _, o := range stepOptions {
+		if err := o.apply(c, &s); err != nil {
+			return s, err
+		}
+	}
+	return s, nil
+}
+
+// newService builds the job service of a command from its flags.
+func newService(c *cli.Context, s job.Settings, pool executor.PoolConfig, logger hclog.Logger) (*job.Service, error) {
+	svc, err := job.New(job.NewConfig().
+		WithOverrides(s).
+		WithCacheDir(cacheDir(c)).
+		WithLogger(logger).
+		WithPool(pool).
+		WithMaxInput(maxInput))
 	if err != nil {
+		var ce *job.ConfigError
+		if errors.As(err, &ce) && ce.Field == "engine" {
+			return nil, usageErrorf("invalid --engine: %s", ce.Problem)
+		}
+		return nil, usageErrorf("%v", err)
+	}
+	return svc, nil
+}
+
+func runAction(c *cli.Context) error {
+	req, err := runRequest(c)
+	if err != nil {
+		return err
+	}
+	settings, err := stepSettings(c)
+	if err != nil {
+		return err
+	}
+	logger, err := newLogger(c, streamsOf(c).err)
+	if err != nil {
+		return err
+	}
+	svc, err := newService(c, settings, executor.PoolConfig{Concurrency: 1}, logger)
+	if err != nil {
+		return err
+	}
+	ctx := c.Context
+	defer svc.Close(context.WithoutCancel(ctx))
+	var res *abi.StepResult
+	xr, err := svc.Resolve(ctx, req)
+	switch {
+	case err == nil:
+		res = svc.Start(ctx, xr).Result()
+	case ctx.Err() != nil:
+		// Interrupted while compiling: still a result, cancelled.
+		res = job.ErrorResult(req.StepID, req.Block+req.Manifest, context.Cause(ctx))
+	default:
 		return usageErrorf("%v", err)
 	}
-	defer rt.Close(context.WithoutCancel(ctx))
-	runner, err := loadRunner(ctx, rt, spec)
-	if err != nil {
-		return err
-	}
-	res := execute(ctx, runner, host.Step{ID: spec.stepID, Input: spec.input, Args: spec.args, Grants: spec.grants, Limits: spec.limits})
 
 	out, err := json.MarshalIndent(res, "", "  ")
 	if err != nil {
 		return &exitErr{code: exitError, msg: "encoding the result: " + err.Error()}
 	}
-	fmt.Fprintf(streamsOf(c).out, "%s\n", out)
+	if _, err := fmt.Fprintf(streamsOf(c).out, "%s\n", out); err != nil {
+		return outputFailed(err)
+	}
 	switch res.Status {
 	case abi.StatusSuccess:
 		return nil
@@ -138,114 +188,31 @@ func runAction(c *cli.Context) error {
 	}
 }
 
-// loadRunner returns the block to run: a built-in block when the module
-// names one and no file of that name exists, else the WebAssembly module.
-func loadRunner(ctx context.Context, rt *host.Runtime, spec *runSpec) (host.Runner, error) {
-	if p, ok := plugins.Lookup(spec.module); ok && spec.manifest == nil {
-		if _, err := os.Stat(spec.module); err != nil {
-			return rt.Native(p.Name, p.Run), nil
-		}
-	}
-	wasm, err := os.ReadFile(spec.module)
-	if err != nil {
-		return nil, usageErrorf("cannot read module: %v", err)
-	}
-	blk, err := rt.Load(ctx, spec.name, wasm)
-	if err != nil {
-		if ctx.Err() != nil {
-			return nil, &exitErr{code: exitCancelled, msg: "cancelled while compiling " + spec.module}
-		}
-		return nil, usageErrorf("%s: %v", spec.module, err)
-	}
-	return blk, nil
-}
-
-// execute runs the step under the retry policy and deadlines of the
-// manifest and the flags (run_retry.go). It is the single place where the
-// CLI runs a step.
-func execute(ctx context.Context, r host.Runner, step host.Step) *abi.StepResult {
-	return runWithPolicy(ctx, r, step)
-}
-
-// buildSpec merges the manifest, if any, with the flags; flags win.
-func buildSpec(c *cli.Context) (*runSpec, error) {
-	spec := &runSpec{stepID: c.String("step-id")}
+// runRequest is the request of `blockhost run`: the module or manifest,
+// the guest's arguments, --input and --step-id.
+func runRequest(c *cli.Context) (job.Request, error) {
+	req := job.Request{StepID: c.String("step-id")}
 	args := c.Args().Slice()
 	if path := c.String("manifest"); path != "" {
-		m, err := manifest.ParseFile(path)
-		if err != nil {
-			return nil, usageErrorf("%v", err)
-		}
-		spec.name, spec.module, spec.engine = m.Name, m.Module, m.Engine
-		spec.args, spec.grants.Env = m.Args, m.Env
-		spec.manifest = m
-		spec.limits = host.Limits{Timeout: m.Limits.Timeout, Memory: m.Limits.Memory, Output: m.Limits.Output, Log: m.Limits.Log}
+		req.Manifest = path
 		if len(args) > 0 {
-			spec.args = args
+			req.Args = args
 		}
 	} else {
 		if len(args) == 0 {
-			return nil, usageErrorf("run: no module given (usage: blockhost run [flags] MODULE.wasm [ARGS...])")
+			return req, usageErrorf("run: no module given (usage: blockhost run [flags] MODULE.wasm [ARGS...])")
 		}
-		spec.module = args[0]
-		spec.name = strings.TrimSuffix(filepath.Base(args[0]), ".wasm")
-		spec.args = args[1:]
+		req.Block = args[0]
+		req.Args = args[1:]
 	}
-
-	if c.IsSet("engine") {
-		spec.engine = c.String("engine")
-	}
-	if c.IsSet("timeout") {
-		d := c.Duration("timeout")
-		if d <= 0 {
-			return nil, usageErrorf("invalid --timeout %s: must be positive", d)
-		}
-		spec.limits.Timeout = d
-	}
-	for _, f := range []struct {
-		flag string
-		dst  *uint64
-	}{{"memory", &spec.limits.Memory}, {"output-limit", &spec.limits.Output}} {
-		if !c.IsSet(f.flag) {
-			continue
-		}
-		n, err := manifest.ParseSize(c.String(f.flag))
-		if err != nil {
-			return nil, usageErrorf("invalid --%s: %v", f.flag, err)
-		}
-		if n == 0 || (f.flag == "memory" && n > manifest.MaxMemory) {
-			return nil, usageErrorf("invalid --%s %q: must be more than 0 and at most 4GiB", f.flag, c.String(f.flag))
-		}
-		*f.dst = n
-	}
-	if env := c.StringSlice("env"); len(env) > 0 {
-		merged := map[string]string{}
-		for k, v := range spec.grants.Env {
-			merged[k] = v
-		}
-		for _, kv := range env {
-			k, v, ok := strings.Cut(kv, "=")
-			if !ok || !validEnvName(k) || strings.ContainsRune(v, 0) {
-				return nil, usageErrorf("invalid --env %q: want KEY=VALUE with KEY of letters, digits and _", kv)
-			}
-			merged[k] = v
-		}
-		spec.grants.Env = merged
-	}
-	for _, o := range runOptions {
-		if err := o.apply(c, spec); err != nil {
-			return nil, err
-		}
-	}
-
 	input, err := readInput(c)
 	if err != nil {
-		return nil, err
+		return req, err
 	}
-	spec.input = input
-
-	spec.cacheDir = cacheDir(c)
-	return spec, nil
+	if input != nil {
+		req.InputBase64 = input
+	}
+	return req, nil
 }
 
 // cacheFlags are the compiled-code cache flags of run and batch.
@@ -269,21 +236,6 @@ func cacheDir(c *cli.Context) string {
 		return filepath.Join(dir, "blockhost")
 	}
 	return ""
-}
-
-func validEnvName(s string) bool {
-	if s == "" {
-		return false
-	}
-	for i, r := range s {
-		switch {
-		case r == '_', r >= 'A' && r <= 'Z', r >= 'a' && r <= 'z':
-		case r >= '0' && r <= '9' && i > 0:
-		default:
-			return false
-		}
-	}
-	return true
 }
 
 // readInput reads --input: literal text, @FILE, or - for stdin.

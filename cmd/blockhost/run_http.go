@@ -10,12 +10,14 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/blockhost/blockhost/host/httpcap"
+	"github.com/blockhost/blockhost/host/job"
 	"github.com/blockhost/blockhost/host/manifest"
 )
 
-// --allow-http adds HTTP grants to a run, after the manifest's.
+// --allow-http adds HTTP grants to every step of run and batch, after the
+// manifest's.
 func init() {
-	registerRunOption(runOption{
+	registerStepOption(stepOption{
 		flags: []cli.Flag{
 			&cli.StringSliceFlag{
 				Name: "allow-http",
@@ -28,23 +30,17 @@ func init() {
 	})
 }
 
-func applyAllowHTTP(c *cli.Context, spec *runSpec) error {
-	var grants []httpcap.Grant
-	if spec.manifest != nil {
-		grants = append(grants, spec.manifest.HTTP...)
-	}
-	for i, s := range c.StringSlice("allow-http") {
-		g, err := parseAllowHTTP(s, i+1)
+func applyAllowHTTP(c *cli.Context, s *job.Settings) error {
+	for i, spec := range c.StringSlice("allow-http") {
+		g, err := parseAllowHTTP(spec, i+1)
 		if err != nil {
-			return usageErrorf("invalid --allow-http %q: %v", s, err)
+			return usageErrorf("invalid --allow-http %q: %v", spec, err)
 		}
-		grants = append(grants, g)
+		s.HTTP = append(s.HTTP, g)
 	}
-	p, err := httpcap.NewPolicy(grants...)
-	if err != nil {
-		return usageErrorf("%v", err)
+	if _, err := httpcap.NewPolicy(s.HTTP...); err != nil {
+		return usageErrorf("invalid --allow-http: %v", err)
 	}
-	spec.grants.HTTP = p
 	return nil
 }
 

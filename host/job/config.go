@@ -1,0 +1,157 @@
+package job
+
+import (
+	"fmt"
+	"maps"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/blockhost/blockhost/host"
+	"github.com/blockhost/blockhost/host/engine"
+	"github.com/blockhost/blockhost/host/executor"
+	"github.com/blockhost/blockhost/host/fscap"
+	"github.com/blockhost/blockhost/host/httpcap"
+	"github.com/blockhost/blockhost/host/manifest"
+)
+
+// DefaultMaxInput is the largest step input a Service accepts unless
+// configured otherwise: 64 MiB.
+const DefaultMaxInput = 64 << 20
+
+// Settings are what an operator sets for every step of a Service — the
+// command-line flags of `blockhost run` and `blockhost batch`. A zero field
+// is unset. Limits, retry fields, deadlines and the engine win over the
+// request's and the manifest's; grants are added to the manifest's.
+type Settings struct {
+	// Engine runs every WebAssembly block; empty means the manifest's
+	// choice, else host.DefaultEngine.
+	Engine string
+	// Limits bound every step, field by field.
+	Limits host.Limits
+	// Retry is the retry policy, field by field; NonRetryable lists are
+	// merged with the request's and the manifest's.
+	Retry executor.RetryPolicy
+	// TotalDeadline bounds all attempts and waits of a step.
+	TotalDeadline time.Duration
+	// QueueTimeout bounds the wait for a step's first attempt.
+	QueueTimeout time.Duration
+
+	// Env is added to every step's environment; a variable here replaces
+	// the manifest's and the request's of the same name.
+	Env map[string]string
+	// HTTP grants are added to the manifest's.
+	HTTP []httpcap.Grant
+	// FS grants are added to the manifest's; one for a guest path the
+	// manifest also grants replaces the manifest's grant.
+	FS []fscap.Grant
+}
+
+// Config configures a Service. It is immutable: each With method returns
+// a modified copy. The zero value is not ready; start from NewConfig.
+type Config struct {
+	overrides Settings
+	cacheDir  string
+	logger    hclog.Logger
+	pool      executor.PoolConfig
+	exec      executor.Config
+	maxInput  int
+}
+
+// NewConfig returns the default configuration: no overrides, no compiled
+// code cache on disk, no logs, the executor's default pool and a 64 MiB
+// input limit.
+func NewConfig() Config {
+	return Config{pool: executor.DefaultPoolConfig(), exec: executor.NewConfig(), maxInput: DefaultMaxInput}
+}
+
+// WithOverrides sets what applies to every step over requests and
+// manifests (see Settings).
+func (c Config) WithOverrides(s Settings) Config {
+	s.Env = maps.Clone(s.Env)
+	c.overrides = s
+	return c
+}
+
+// WithCacheDir keeps compiled code in dir ("" keeps none on disk).
+func (c Config) WithCacheDir(dir string) Config { c.cacheDir = dir; return c }
+
+// WithLogger sets the logger of the runtimes and the executor.
+func (c Config) WithLogger(l hclog.Logger) Config { c.logger = l; return c }
+
+// WithPool sizes the executor's default pool, where every step runs.
+func (c Config) WithPool(p executor.PoolConfig) Config { c.pool = p; return c }
+
+// WithExecutorConfig sets the executor's configuration (breakers, retry
+// budget, metrics registerer, …). The Service sets its default pool, its
+// logger and its default retry policy over it.
+func (c Config) WithExecutorConfig(e executor.Config) Config { c.exec = e; return c }
+
+// WithMaxInput sets the largest step input accepted, in bytes.
+func (c Config) WithMaxInput(n int) Config { c.maxInput = n; return c }
+
+// validate reports the first invalid setting.
+func (c Config) validate() error {
+	o := c.overrides
+	if o.Engine != "" {
+		if _, ok := engine.Lookup(o.Engine); !ok {
+			return &ConfigError{Field: "engine", Problem: fmt.Sprintf("unknown engine %q (engines: %v)", o.Engine, engine.Names())}
+		}
+	}
+	switch {
+	case o.Limits.Timeout < 0:
+		return &ConfigError{Field: "timeout", Problem: "must be positive"}
+	case o.Limits.Memory > manifest.MaxMemory:
+		return &ConfigError{Field: "memory", Problem: "must be at most 4GiB"}
+	case o.TotalDeadline < 0:
+		return &ConfigError{Field: "total deadline", Problem: "must be positive"}
+	case o.QueueTimeout < 0:
+		return &ConfigError{Field: "queue timeout", Problem: "must be positive"}
+	case c.maxInput <= 0:
+		return &ConfigError{Field: "max input", Problem: "must be positive"}
+	}
+	if err := o.Retry.Or(executor.DefaultRetryPolicy).Validate(); err != nil {
+		return &ConfigError{Field: "retry", Problem: err.Error()}
+	}
+	for k, v := range o.Env {
+		if err := checkEnv(k, v); err != nil {
+			return &ConfigError{Field: "env", Problem: err.Error()}
+		}
+	}
+	if err := fscap.ValidateGrants(o.FS); err != nil {
+		return &ConfigError{Field: "fs grants", Problem: err.Error()}
+	}
+	if _, err := httpcap.NewPolicy(o.HTTP...); err != nil {
+		return &ConfigError{Field: "http grants", Problem: err.Error()}
+	}
+	return nil
+}
+
+// ValidEnvName reports whether s can name an environment variable granted
+// to a guest: letters, digits and _, not starting with a digit.
+func ValidEnvName(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i, r := range s {
+		switch {
+		case r == '_', r >= 'A' && r <= 'Z', r >= 'a' && r <= 'z':
+		case r >= '0' && r <= '9' && i > 0:
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+func checkEnv(k, v string) error {
+	if !ValidEnvName(k) {
+		return fmt.Errorf("%q is not a variable name (letters, digits and _)", k)
+	}
+	for i := 0; i < len(v); i++ {
+		if v[i] == 0 {
+			return fmt.Errorf("the value of %s holds a NUL byte", k)
+		}
+	}
+	return nil
+}
