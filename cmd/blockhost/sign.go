@@ -8,6 +8,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/blockhost/blockhost/host/job"
 	"github.com/blockhost/blockhost/host/manifest"
 	"github.com/blockhost/blockhost/host/sign"
 	"github.com/blockhost/blockhost/plugins"
@@ -16,6 +17,29 @@ import (
 // keygen, sign and verify: a reviewer signs the manifest they approved,
 // and the module it names; anyone holding the reviewer's public key checks
 // that what they are about to run is what was approved (docs/security.md).
+
+// --trusted-key on run and batch: every step's block must come from a
+// manifest signed by one of these keys, and its module must be the one
+// signed (host/job checks the bytes it loads).
+func init() {
+	registerStepOption(stepOption{
+		flags: []cli.Flag{
+			&cli.StringSliceFlag{Name: "trusted-key", Usage: "run only manifests signed by this public key `FILE` (repeatable; see docs/security.md)"},
+		},
+		apply: func(c *cli.Context, s *job.Settings) error {
+			paths := c.StringSlice("trusted-key")
+			if len(paths) == 0 {
+				return nil
+			}
+			keys, err := trustedKeys(paths)
+			if err != nil {
+				return err
+			}
+			s.TrustedKeys = keys
+			return nil
+		},
+	})
+}
 
 func keygenCommand() *cli.Command {
 	return &cli.Command{

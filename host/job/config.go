@@ -1,6 +1,7 @@
 package job
 
 import (
+	"crypto/ed25519"
 	"fmt"
 	"maps"
 	"time"
@@ -45,6 +46,11 @@ type Settings struct {
 	// FS grants are added to the manifest's; one for a guest path the
 	// manifest also grants replaces the manifest's grant.
 	FS []fscap.Grant
+	// TrustedKeys, when set, run a block only from a manifest signed by
+	// one of them (host/sign): an unsigned or wrongly signed manifest, a
+	// module that is not the signed one, or a block named without a
+	// manifest does not load.
+	TrustedKeys []ed25519.PublicKey
 }
 
 // Config configures a Service. It is immutable: each With method returns

@@ -128,7 +128,10 @@ func SignaturePath(manifestPath string) string { return manifestPath + ".sig" }
 func ModuleDigest(m *manifest.Manifest) (string, error) {
 	f, err := os.Open(m.Module)
 	if errors.Is(err, fs.ErrNotExist) {
-		name := filepath.Base(m.Module)
+		name := m.ModuleName // the module attribute as written
+		if name == "" {
+			name = filepath.Base(m.Module)
+		}
 		if name == "" || name == "." || name == string(filepath.Separator) {
 			return "", &Error{Kind: ErrModule, Path: m.Module, Reason: "no such module", Err: err}
 		}
