@@ -404,35 +404,22 @@ func (d *differ) paths(where string, old, new []string) {
 // number records a numeric limit, a zero value read as def, the default
 // the host applies: higher grants, lower revokes.
 func (d *differ) number(where, field string, old, new, def int64) {
-	if old == new {
-		return
-	}
-	show := func(v int64) string {
-		if v == 0 {
-			return strconv.FormatInt(def, 10) + " (default)"
-		}
-		return strconv.FormatInt(v, 10)
-	}
-	o, n := cmp.Or(old, def), cmp.Or(new, def)
-	e := Neutral
-	switch {
-	case n > o:
-		e = Grants
-	case n < o:
-		e = Revokes
-	}
-	d.add(e, where, field, show(old), show(new), "")
+	limit(d, where, field, old, new, def, func(v int64) string { return strconv.FormatInt(v, 10) })
 }
 
 func (d *differ) duration(where, field string, old, new, def time.Duration) {
+	limit(d, where, field, old, new, def, time.Duration.String)
+}
+
+func limit[T int64 | time.Duration](d *differ, where, field string, old, new, def T, format func(T) string) {
 	if old == new {
 		return
 	}
-	show := func(v time.Duration) string {
+	show := func(v T) string {
 		if v == 0 {
-			return def.String() + " (default)"
+			return format(def) + " (default)"
 		}
-		return v.String()
+		return format(v)
 	}
 	o, n := cmp.Or(old, def), cmp.Or(new, def)
 	e := Neutral
