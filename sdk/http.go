@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/blockhost/blockhost/abi"
@@ -176,8 +177,12 @@ type HTTPError struct {
 	RetryAfter time.Duration
 }
 
-// Error returns the method, the URL and the host's message.
+// Error returns the method, the URL and the host's message, naming the
+// request once: the host's message for a failed request names it already.
 func (e *HTTPError) Error() string {
+	if strings.HasPrefix(e.Message, e.Method+" ") {
+		return "sdk: " + e.Message
+	}
 	return "sdk: " + e.Method + " " + e.URL + ": " + e.Message
 }
 

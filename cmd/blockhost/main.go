@@ -158,7 +158,8 @@ func onUsageError(c *cli.Context, err error, _ bool) error {
 
 func newApp(s streams) *cli.App {
 	cmds := []*cli.Command{runCommand(), batchCommand(), buildCommand(), initCommand(),
-		serveCommand(), workerCommand(), submitCommand(), versionCommand()}
+		serveCommand(), workerCommand(), submitCommand(),
+		keygenCommand(), signCommand(), verifyCommand(), auditCommand(), versionCommand()}
 	for _, c := range cmds {
 		c.OnUsageError = onUsageError
 		c.Description = strings.TrimSpace(c.Description + "\n" + globalsNote)
@@ -185,6 +186,9 @@ func newApp(s streams) *cli.App {
 			return cli.ShowAppHelp(c)
 		},
 		Version: buildVersion(),
+		// A repeatable flag's value is taken whole: "GET,POST https://…"
+		// is one --allow-http grant, "A=1,2" one --env variable.
+		DisableSliceFlagSeparator: true,
 		// Errors are printed once, by runMain, as one line.
 		ExitErrHandler: func(*cli.Context, error) {},
 		OnUsageError:   onUsageError,

@@ -191,7 +191,17 @@ func setGrantOption(g *httpcap.Grant, key, value string) error {
 		return size(&g.MaxHeaderBytes)
 	case "max_concurrent":
 		return integer(&g.MaxConcurrent, 1, 1024)
+	case "allow_broad":
+		if value != "true" && value != "false" {
+			return fmt.Errorf("%q is not true or false", value)
+		}
+		g.AllowBroad = value == "true"
+		return nil
+	case "sensitive_headers":
+		g.SensitiveHeaders = append(g.SensitiveHeaders, strings.Split(value, ",")...)
+		return nil
 	}
 	return fmt.Errorf("unknown option; the options are name, allow_ranges, redirects, connect_timeout, tls_timeout, " +
-		"header_timeout, total_timeout, max_request_body, max_response_body, max_header_bytes and max_concurrent")
+		"header_timeout, total_timeout, max_request_body, max_response_body, max_header_bytes, max_concurrent, " +
+		"sensitive_headers and allow_broad")
 }

@@ -175,12 +175,8 @@ func (d dialer) dialTCP(ctx context.Context, addr string, timeout time.Duration)
 	// private address is denied whole, so the answer's order cannot
 	// matter.
 	for _, a := range ips {
-		if e := addrError(d.r, a); e != nil {
-			ae := e.(*Error)
-			if name != "" {
-				ae.Reason = name + " resolves to " + ae.Reason
-			}
-			return nil, ae
+		if e := addrError(d.r, a, name); e != nil {
+			return nil, e
 		}
 	}
 	var firstErr error
@@ -234,7 +230,7 @@ func (d dialer) control(_ context.Context, network, address string, _ syscall.Ra
 	if err != nil {
 		return &Error{Kind: ErrDenied, Grant: d.r.Name, Reason: fmt.Sprintf("cannot check address %q: %v", address, err)}
 	}
-	return addrError(d.r, ap.Addr())
+	return addrError(d.r, ap.Addr(), "")
 }
 
 // netDial is the dial of a real session: net.Dialer with the connect-time

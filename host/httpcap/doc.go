@@ -23,6 +23,15 @@
 //     bracketed IPv6, and never userinfo;
 //   - every redirect hop is checked again, grants and addresses, and
 //     redirects are followed only as far as the first request's grant says;
+//   - from the first redirect hop to another scheme, host or port on,
+//     Authorization, Cookie, Proxy-Authorization, Referer and the
+//     grants' SensitiveHeaders are not sent (RedirectStripsHeaders);
+//   - a path with a dot segment hidden behind ';' parameters ("..;") is
+//     refused, and a path with ';' matches no prefix narrower than "/",
+//     so a back end that drops parameters cannot be led out of a prefix;
+//   - a wildcard over a public suffix ("*.com") and allow_ranges holding
+//     public addresses ("0.0.0.0/0") are refused unless the grant says
+//     AllowBroad;
 //   - connect (DNS and TCP), TLS handshake, response headers and total
 //     time are bounded per request, and every one of them by the step's
 //     context: when the step ends, requests in flight are aborted and their

@@ -84,6 +84,9 @@ type Error struct {
 	Range string
 	// Reason says what happened, for people.
 	Reason string
+	// Redirect is set when the failure is on a redirect hop rather than
+	// the request the block sent; the message then says "redirect:".
+	Redirect bool
 	// Err is the underlying error, if any.
 	Err error
 
@@ -100,6 +103,9 @@ func (e *Error) Error() string {
 	s := kindName(e.Kind)
 	if e.URL != "" {
 		s = e.Method + " " + e.URL + ": " + s
+	}
+	if e.Redirect {
+		s += ": redirect"
 	}
 	if e.Reason != "" {
 		s += ": " + e.Reason

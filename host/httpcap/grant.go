@@ -3,6 +3,7 @@ package httpcap
 import (
 	"errors"
 	"fmt"
+	"net/http"
 	"net/netip"
 	"slices"
 	"strconv"
@@ -23,7 +24,9 @@ type Grant struct {
 	// Host is an exact DNS name ("api.example.com"), a wildcard matching
 	// any name below a suffix ("*.example.com" matches a.example.com and
 	// a.b.example.com, not example.com), or an IP address ("127.0.0.1",
-	// "::1"). Required.
+	// "::1"). Required. A wildcard over a public suffix ("*.com",
+	// "*.co.uk", "*.github.io": names that belong to unrelated owners) is
+	// refused unless AllowBroad is set (PublicSuffixWildcard).
 	Host string
 	// Port is the one port allowed. Default 443 for https and 80 for http.
 	Port uint16
@@ -36,8 +39,21 @@ type Grant struct {
 	// AllowRanges are the special-purpose address ranges (see SpecialRange)
 	// this grant may reach: an address in one of them is allowed even
 	// though it is loopback, private, link-local and so on. Public
-	// addresses are always allowed. Default none.
+	// addresses are always allowed. Default none. A range that holds
+	// public addresses too (0.0.0.0/0, ::/0, 10.0.0.0/7) is refused
+	// unless AllowBroad is set: it can only mean "every special range",
+	// or be a typo (RangeCovers).
 	AllowRanges []netip.Prefix
+	// AllowBroad accepts a wildcard Host over a public suffix and
+	// AllowRanges that hold public addresses. It exists so that such a
+	// grant is a decision a reviewer sees in the manifest, never an
+	// accident. Default false.
+	AllowBroad bool
+	// SensitiveHeaders are request header fields, besides Authorization,
+	// Cookie and Proxy-Authorization, that carry credentials ("X-Api-Key").
+	// They are removed from a redirect hop that goes to another scheme,
+	// host or port (see RedirectStripsHeaders). Default none.
+	SensitiveHeaders []string
 	// Redirects is how many redirects a request allowed by this grant
 	// follows; each hop must itself be allowed by a grant. 0, the default,
 	// follows none: the 3xx response is returned as it is. At most
@@ -190,6 +206,23 @@ func compile(g Grant) (*rule, error) {
 		if p != p.Masked() {
 			return nil, bad("allow_ranges", "%s has host bits set; write %s", p, p.Masked())
 		}
+		if _, public := RangeCovers(p); public && !g.AllowBroad {
+			return nil, bad("allow_ranges", "%s holds public addresses, which need no range, and so reaches every special-purpose range it overlaps; "+
+				"list only the ranges to reach, such as 127.0.0.1/32, or set allow_broad = true", p)
+		}
+	}
+	if r.wildcard && !g.AllowBroad {
+		if suffix, ok := PublicSuffixWildcard(g.Host); ok {
+			return nil, bad("host", "%q matches every name under the public suffix %q, which belong to unrelated owners; "+
+				"name the hosts, or a wildcard below a registered domain such as *.example.com, or set allow_broad = true", g.Host, suffix)
+		}
+	}
+	r.SensitiveHeaders = make([]string, 0, len(g.SensitiveHeaders))
+	for _, h := range g.SensitiveHeaders {
+		if !validToken(h) {
+			return nil, bad("sensitive_headers", "%q is not a header name", h)
+		}
+		r.SensitiveHeaders = append(r.SensitiveHeaders, http.CanonicalHeaderKey(h))
 	}
 	if r.ip.IsValid() {
 		if name, special := SpecialRange(r.ip); special && !r.inAllowRanges(r.ip) {
@@ -293,8 +326,8 @@ func checkPathPrefix(p string) error {
 	if !strings.HasPrefix(p, "/") {
 		return fmt.Errorf("path %q must start with /", p)
 	}
-	if strings.ContainsAny(p, "?#*\\%") || strings.ContainsFunc(p, func(r rune) bool { return r < 0x21 || r == 0x7f }) {
-		return fmt.Errorf("path %q: a path prefix is a plain path, without ?, #, *, \\, %%-escapes, spaces or control characters", p)
+	if strings.ContainsAny(p, "?#*\\%;") || strings.ContainsFunc(p, func(r rune) bool { return r < 0x21 || r == 0x7f }) {
+		return fmt.Errorf("path %q: a path prefix is a plain path, without ?, #, *, ;, \\, %%-escapes, spaces or control characters", p)
 	}
 	if hasDotSegment(p) {
 		return fmt.Errorf("path %q contains a . or .. segment", p)
@@ -302,9 +335,12 @@ func checkPathPrefix(p string) error {
 	return nil
 }
 
-// hasDotSegment reports whether a decoded path has a "." or ".." segment.
+// hasDotSegment reports whether a decoded path has a "." or ".." segment,
+// also one hidden behind ';' path parameters ("..;x", ".;"), which back
+// ends that drop parameters before normalising read as a dot segment.
 func hasDotSegment(p string) bool {
 	for seg := range strings.SplitSeq(p, "/") {
+		seg, _, _ = strings.Cut(seg, ";")
 		if seg == "." || seg == ".." {
 			return true
 		}
@@ -339,7 +375,11 @@ func (r *rule) mismatch(method string, t Target) (reason string, score int) {
 		return fmt.Sprintf("grant %s allows methods %s, not %s", r.Name, strings.Join(r.Methods, ","), method), 3
 	}
 	if !r.matchPath(t.Path) {
-		return fmt.Sprintf("grant %s allows paths %s, not %s", r.Name, strings.Join(r.Paths, ", "), t.Path), 4
+		why := fmt.Sprintf("grant %s allows paths %s, not %s", r.Name, strings.Join(r.Paths, ", "), t.Path)
+		if strings.Contains(t.Path, ";") {
+			why += " (a path prefix never matches a path with ';' parameters)"
+		}
+		return why, 4
 	}
 	return "", 5
 }
@@ -357,6 +397,13 @@ func (r *rule) matchHost(t Target) bool {
 }
 
 func (r *rule) matchPath(p string) bool {
+	if strings.Contains(p, ";") && !slices.Contains(r.Paths, "/") {
+		// Back ends disagree on what ';' means in a path — Tomcat and Jetty
+		// drop ";params" from each segment, others keep them — so a prefix
+		// decided on the text is not the path the back end serves. Under a
+		// grant narrower than "/", a path with ';' matches nothing.
+		return false
+	}
 	for _, prefix := range r.Paths {
 		if prefixMatch(prefix, p) {
 			return true

@@ -181,21 +181,26 @@ func (p *Policy) CheckAddr(grant string, ip netip.Addr) error {
 	if p != nil {
 		for _, r := range p.rules {
 			if r.Name == grant {
-				return addrError(r, ip)
+				return addrError(r, ip, "")
 			}
 		}
 	}
 	return &Error{Kind: ErrDenied, Reason: fmt.Sprintf("no grant named %q", grant)}
 }
 
-// addrError is checkAddr as an *Error.
-func addrError(r *rule, ip netip.Addr) error {
+// addrError is checkAddr as an *Error. host, when not empty, is the name
+// that resolved to ip, for the message.
+func addrError(r *rule, ip netip.Addr, host string) error {
 	name := r.checkAddr(ip)
 	if name == "" {
 		return nil
 	}
+	what := "address " + ip.String() + " is"
+	if host != "" {
+		what = host + " resolves to " + ip.String() + ","
+	}
 	return &Error{Kind: ErrDenied, Grant: r.Name, Range: name, Reason: fmt.Sprintf(
-		"address %s is in the %s range, which grant %s does not list in allow_ranges", ip, name, r.Name)}
+		"%s in the %s range, which grant %s does not list in allow_ranges", what, name, r.Name)}
 }
 
 // Check is the whole decision for a request before any network: it parses
@@ -229,7 +234,7 @@ func (p *Policy) check(method, rawURL string) (*rule, Target, error) {
 		return nil, t, fill(err)
 	}
 	if t.IP.IsValid() {
-		if err := addrError(r, t.IP); err != nil {
+		if err := addrError(r, t.IP, ""); err != nil {
 			return r, t, fill(err)
 		}
 	}

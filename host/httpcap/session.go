@@ -179,6 +179,9 @@ type reqState struct {
 	rule     *rule // the grant of the first request
 	timeouts Timeouts
 	hops     int
+	// crossOrigin is set once a redirect hop went to another scheme,
+	// host or port than the first request.
+	crossOrigin bool
 }
 
 // Do sends req and returns the response once its headers have arrived,
@@ -376,9 +379,7 @@ func (rt router) RoundTrip(req *http.Request) (*http.Response, error) {
 		}
 		var he *Error
 		if errors.As(err, &he) {
-			if rs.hops > 0 {
-				he.Reason = "redirect: " + he.Reason
-			}
+			he.Redirect = rs.hops > 0
 			he.logged = true
 		}
 		rt.s.logDenied(req.Method, t.Host, r, err)
@@ -420,6 +421,13 @@ func (rt router) RoundTrip(req *http.Request) (*http.Response, error) {
 			return nil, &Error{Kind: ErrNetwork, Grant: r.Name, Reason: fmt.Sprintf("no response headers within the header timeout of %s", wait), Err: err}
 		}
 		cancel(nil)
+		var he *Error
+		if rs.hops > 1 && errors.As(err, &he) {
+			// Say it was a redirect hop that failed — an address its
+			// grant does not reach, a refused connection — as a denial of
+			// the hop itself does.
+			he.Redirect = true
+		}
 		return nil, err
 	}
 	// On success ctx lives as long as the body: it ends with the
@@ -443,7 +451,42 @@ func (s *Session) checkRedirect(req *http.Request, via []*http.Request) error {
 			return &Error{Kind: ErrRedirect, Grant: rs.rule.Name, Reason: "redirect loop back to " + redact(next)}
 		}
 	}
+	if !rs.crossOrigin && !sameOrigin(via[0].URL, req.URL) {
+		rs.crossOrigin = true
+	}
+	if rs.crossOrigin {
+		// The client copies the first request's header fields to every
+		// hop; credentials meant for the first origin go no further.
+		// Once a hop has left it, later hops carry none either, even
+		// back to it.
+		for _, name := range RedirectStripsHeaders {
+			req.Header.Del(name)
+		}
+		for _, name := range rs.rule.SensitiveHeaders {
+			req.Header.Del(name)
+		}
+		if hop, _, err := s.policy.check(req.Method, next); err == nil {
+			for _, name := range hop.SensitiveHeaders {
+				req.Header.Del(name)
+			}
+		}
+	}
 	return nil
+}
+
+// RedirectStripsHeaders are the request header fields removed from every
+// redirect hop that goes to another scheme, host or port than the first
+// request, together with the SensitiveHeaders of the first request's
+// grant and of the hop's grant. Referer is among them: it would tell the
+// other origin the path and query of the first.
+var RedirectStripsHeaders = []string{"Authorization", "Cookie", "Proxy-Authorization", "Referer"}
+
+// sameOrigin reports whether a and b have the same scheme, host and port,
+// each read as the dialer reads it.
+func sameOrigin(a, b *url.URL) bool {
+	_, ta, errA := ParseURL(a.String())
+	_, tb, errB := ParseURL(b.String())
+	return errA == nil && errB == nil && ta.Scheme == tb.Scheme && ta.Host == tb.Host && ta.Port == tb.Port
 }
 
 // classify turns what the client returned into an *Error: the step's end
@@ -555,7 +598,7 @@ func (s *Session) logDenied(method, host string, r *rule, err error) {
 		rule = "none"
 	}
 	s.logger.Warn("http request denied", "method", method, "host", host, "rule", rule,
-		"kind", kindName(e.Kind), "range", e.Range, "reason", e.Reason)
+		"kind", kindName(e.Kind), "range", e.Range, "redirect", e.Redirect, "reason", e.Reason)
 }
 
 func (s *Session) logFailed(method, host string, e *Error, d time.Duration) {

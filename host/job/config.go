@@ -1,6 +1,7 @@
 package job
 
 import (
+	"crypto/ed25519"
 	"fmt"
 	"maps"
 	"time"
@@ -52,6 +53,11 @@ type Settings struct {
 	// Config is added to an Extism plugin's config from its manifest; a
 	// key here replaces the manifest's.
 	Config map[string]string
+	// TrustedKeys, when set, run a block only from a manifest signed by
+	// one of them (host/sign): an unsigned or wrongly signed manifest, a
+	// module that is not the signed one, or a block named without a
+	// manifest does not load.
+	TrustedKeys []ed25519.PublicKey
 }
 
 // Config configures a Service. It is immutable: each With method returns

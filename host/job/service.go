@@ -2,6 +2,8 @@ package job
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"maps"
@@ -17,6 +19,7 @@ import (
 	"github.com/blockhost/blockhost/host/fscap"
 	"github.com/blockhost/blockhost/host/httpcap"
 	"github.com/blockhost/blockhost/host/manifest"
+	"github.com/blockhost/blockhost/host/sign"
 	"github.com/blockhost/blockhost/plugins"
 )
 
@@ -252,10 +255,15 @@ func (s *Service) load(ctx context.Context, r Request) (*loaded, error) {
 	}
 	var l *loaded
 	var err error
+	if r.Manifest == "" && len(s.cfg.overrides.TrustedKeys) > 0 {
+		// Only a manifest can be signed.
+		return nil, &LoadError{Block: r.blockName(), Err: &sign.Error{Kind: sign.ErrUnsigned, Path: r.Block,
+			Reason: "with trusted keys a block runs only from a signed manifest, not named alone"}}
+	}
 	if r.Manifest != "" {
 		l, err = s.loadManifest(ctx, r.Manifest)
 	} else {
-		l, err = s.loadModule(ctx, r.Block, "", strings.TrimSuffix(filepath.Base(r.Block), ".wasm"), s.cfg.overrides.Engine)
+		l, err = s.loadModule(ctx, r.Block, "", strings.TrimSuffix(filepath.Base(r.Block), ".wasm"), s.cfg.overrides.Engine, "")
 		if err == nil {
 			l.http, l.fs = s.http, s.cfg.overrides.FS
 		}
@@ -273,13 +281,19 @@ func (s *Service) load(ctx context.Context, r Request) (*loaded, error) {
 }
 
 // loadModule loads the block at path, or the built-in block named builtin
-// (path when empty) when no file exists at path.
-func (s *Service) loadModule(ctx context.Context, path, builtin, name, engineName string) (*loaded, error) {
+// (path when empty) when no file exists at path. signed, when set, is the
+// module a signature names (sign.ModuleDigest): any other is refused, its
+// digest taken from the bytes loaded, not read again.
+func (s *Service) loadModule(ctx context.Context, path, builtin, name, engineName, signed string) (*loaded, error) {
 	if builtin == "" {
 		builtin = path
 	}
 	if p, ok := plugins.Lookup(builtin); ok {
 		if _, err := os.Stat(path); err != nil {
+			if signed != "" && signed != "builtin:"+p.Name {
+				return nil, &sign.Error{Kind: sign.ErrModuleChanged, Path: path, Reason: fmt.Sprintf(
+					"the module changed since the manifest was signed (signed %s, now builtin:%s)", signed, p.Name)}
+			}
 			rt, err := s.runtime(ctx, "")
 			if err != nil {
 				return nil, err
@@ -293,6 +307,10 @@ func (s *Service) loadModule(ctx context.Context, path, builtin, name, engineNam
 			return nil, fmt.Errorf("no such module file, and no built-in block of that name (%s)", builtinNames())
 		}
 		return nil, fmt.Errorf("cannot read module: %w", err)
+	}
+	if sum := sha256.Sum256(wasm); signed != "" && signed != "sha256:"+hex.EncodeToString(sum[:]) {
+		return nil, &sign.Error{Kind: sign.ErrModuleChanged, Path: path, Reason: fmt.Sprintf(
+			"the module changed since the manifest was signed (signed %s, now sha256:%x)", signed, sum)}
 	}
 	rt, err := s.runtime(ctx, engineName)
 	if err != nil {
@@ -317,8 +335,18 @@ func builtinNames() string {
 }
 
 func (s *Service) loadManifest(ctx context.Context, path string) (*loaded, error) {
-	m, err := manifest.ParseFile(path)
-	if err != nil {
+	var (
+		m      *manifest.Manifest
+		signed string // the signed module, with trusted keys
+		err    error
+	)
+	if keys := s.cfg.overrides.TrustedKeys; len(keys) > 0 {
+		v, err := sign.Verify(path, keys)
+		if err != nil {
+			return nil, err
+		}
+		m, signed = v.Manifest, v.Signature.Module
+	} else if m, err = manifest.ParseFile(path); err != nil {
 		return nil, err
 	}
 	o := s.cfg.overrides
@@ -326,7 +354,7 @@ func (s *Service) loadManifest(ctx context.Context, path string) (*loaded, error
 	if o.Engine != "" {
 		eng = o.Engine
 	}
-	l, err := s.loadModule(ctx, m.Module, m.ModuleName, m.Name, eng)
+	l, err := s.loadModule(ctx, m.Module, m.ModuleName, m.Name, eng, signed)
 	if err != nil {
 		return nil, err
 	}

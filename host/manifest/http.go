@@ -33,7 +33,7 @@ var (
 	httpGrantSchema = &hcl.BodySchema{
 		Attributes: []hcl.AttributeSchema{
 			{Name: "scheme"}, {Name: "host", Required: true}, {Name: "port"}, {Name: "methods"}, {Name: "paths"},
-			{Name: "allow_ranges"}, {Name: "redirects"},
+			{Name: "allow_ranges"}, {Name: "redirects"}, {Name: "allow_broad"}, {Name: "sensitive_headers"},
 			{Name: "connect_timeout"}, {Name: "tls_timeout"}, {Name: "header_timeout"}, {Name: "total_timeout"},
 			{Name: "max_request_body"}, {Name: "max_response_body"}, {Name: "max_header_bytes"}, {Name: "max_concurrent"},
 		},
@@ -103,6 +103,12 @@ func (d *decoder) httpGrant(blk *hcl.Block, name string) (httpcap.Grant, bool) {
 			g.AllowRanges = append(g.AllowRanges, p)
 		}
 	}
+	if a := attrs["allow_broad"]; a != nil {
+		g.AllowBroad = d.boolean(a)
+	}
+	if a := attrs["sensitive_headers"]; a != nil {
+		g.SensitiveHeaders = d.stringList(a, "sensitive_headers", "header name")
+	}
 	if a := attrs["redirects"]; a != nil {
 		g.Redirects = int(d.integer(a, 0, httpcap.MaxRedirects))
 	}
@@ -164,6 +170,20 @@ func (d *decoder) stringList(a *hcl.Attribute, field, what string) []string {
 		}
 	}
 	return out
+}
+
+// boolean decodes true or false.
+func (d *decoder) boolean(a *hcl.Attribute) bool {
+	s, ok := d.string(a.Expr, a.Name, a.Name)
+	if !ok {
+		return false
+	}
+	v, err := strconv.ParseBool(s)
+	if err != nil || (s != "true" && s != "false") {
+		d.errorf(a.Expr.Range(), "Invalid "+a.Name, "%s must be true or false, not %q.", a.Name, s)
+		return false
+	}
+	return v
 }
 
 // integer decodes a whole number between lo and hi.

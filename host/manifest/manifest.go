@@ -80,6 +80,9 @@ type Manifest struct {
 	// Config is an Extism plugin's configuration; nil when the manifest
 	// sets none (extism.go).
 	Config map[string]string
+	// SHA256 is the module's pinned digest, 64 lower-case hex digits, or
+	// empty when the manifest pins none (pin.go). Optional.
+	SHA256 string
 }
 
 // Limits are the resource limits a manifest sets. A zero field means the
@@ -173,7 +176,7 @@ var (
 		// module is required, but checked by hand so that the error points
 		// at the block and names it.
 		Attributes: []hcl.AttributeSchema{{Name: "module"}, {Name: "engine"}, {Name: "args"},
-			{Name: "priority"}, {Name: "total_deadline"}, {Name: "queue_timeout"}, {Name: "function"}},
+			{Name: "priority"}, {Name: "total_deadline"}, {Name: "queue_timeout"}, {Name: "function"}, {Name: "sha256"}},
 		Blocks: []hcl.BlockHeaderSchema{{Type: "limits"}, {Type: "capabilities"}, {Type: "retry"}, {Type: "config"}},
 	}
 	limitsSchema = &hcl.BodySchema{
@@ -257,6 +260,7 @@ func (d *decoder) block(blk *hcl.Block) *Manifest {
 	}
 	d.schedule(content, m) // retry.go
 	d.extism(content, m)   // extism.go
+	d.pin(content, m)      // pin.go
 	return m
 }
 
