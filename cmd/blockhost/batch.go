@@ -49,7 +49,7 @@ func batchCommand() *cli.Command {
 			&cli.BoolFlag{Name: "resume", Usage: "keep --output's results, skip the lines whose step_id has one, append the rest"},
 			&cli.DurationFlag{Name: "queue-timeout", Usage: "longest wait for a first attempt (default 1m)"},
 			&cli.BoolFlag{Name: "no-progress", Usage: "no progress bar, even on a terminal"},
-		}, stepFlags()...),
+		}, stepFlags("batch")...),
 		Action: batchAction,
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/hashicorp/go-hclog"
@@ -36,7 +37,7 @@ func runCommand() *cli.Command {
 			&cli.StringFlag{Name: "input", Aliases: []string{"i"}, Usage: "step input: JSON `TEXT`, @FILE to read a file, or - for stdin"},
 			&cli.StringFlag{Name: "manifest", Aliases: []string{"m"}, Usage: "block manifest `FILE` (HCL, or JSON by .json extension)"},
 			&cli.StringFlag{Name: "step-id", Usage: "step identifier `ID` (default a new random one)"},
-		}, stepFlags()...),
+		}, stepFlags("run")...),
 		Action: runAction,
 	}
 }
@@ -49,16 +50,27 @@ func runCommand() *cli.Command {
 type stepOption struct {
 	flags []cli.Flag
 	apply func(c *cli.Context, s *job.Settings) error
+	// commands, when set, limits the option to these commands: the
+	// others may use its flag names for flags of their own (worker's
+	// --config is its configuration file, not an Extism plugin's config).
+	commands []string
+}
+
+// on reports whether the option belongs to the command named cmd.
+func (o stepOption) on(cmd string) bool {
+	return len(o.commands) == 0 || slices.Contains(o.commands, cmd)
 }
 
 var stepOptions []stepOption
 
 func registerStepOption(o stepOption) { stepOptions = append(stepOptions, o) }
 
-func optionFlags() []cli.Flag {
+func optionFlags(cmd string) []cli.Flag {
 	var fs []cli.Flag
 	for _, o := range stepOptions {
-		fs = append(fs, o.flags...)
+		if o.on(cmd) {
+			fs = append(fs, o.flags...)
+		}
 	}
 	return fs
 }
@@ -66,14 +78,14 @@ func optionFlags() []cli.Flag {
 // stepFlags are the flags of run and batch that set every step: the
 // engine, limits and environment here; grants and the retry policy from
 // the registered options; the compiled-code cache.
-func stepFlags() []cli.Flag {
+func stepFlags(cmd string) []cli.Flag {
 	return append([]cli.Flag{
 		&cli.DurationFlag{Name: "timeout", Usage: "attempt timeout of every step, a `DURATION` such as 5s (default 30s)"},
 		&cli.StringFlag{Name: "memory", Usage: "linear memory cap of every step, a `SIZE` such as 64MiB (default 64MiB)"},
 		&cli.StringFlag{Name: "output-limit", Usage: "output cap of every step, a `SIZE` such as 1MiB (default 1MiB)"},
 		&cli.StringFlag{Name: "engine", Usage: "WebAssembly engine `NAME`: wazero or wasmtime (default wazero)"},
 		&cli.StringSliceFlag{Name: "env", Usage: "grant the guest an environment variable `KEY=VALUE` (repeatable)"},
-	}, append(optionFlags(), cacheFlags()...)...)
+	}, append(optionFlags(cmd), cacheFlags()...)...)
 }
 
 // stepSettings reads the step flags into the overrides of a job.Service:
@@ -113,6 +125,9 @@ func stepSettings(c *cli.Context) (job.Settings, error) {
 		}
 	}
 	for _, o := range stepOptions {
+		if !o.on(c.Command.Name) {
+			continue
+		}
 		if err := o.apply(c, &s); err != nil {
 			return s, err
 		}

@@ -16,7 +16,8 @@ func init() {
 			&cli.StringFlag{Name: "func", Usage: "the function of an Extism plugin to call, such as count_vowels"},
 			&cli.StringSliceFlag{Name: "config", Usage: "an Extism plugin's config `KEY=VALUE` (repeatable)"},
 		},
-		apply: applyExtism,
+		apply:    applyExtism,
+		commands: []string{"run", "batch"},
 	})
 }
 

@@ -22,7 +22,7 @@ import (
 func submitCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "submit",
-		Usage:     "publish ExecAssignments from a JSONL file to the workers; with --wait, print their ExecResults",
+		Usage:     "publish ExecAssignments from a JSONL file; with --wait, print their results",
 		ArgsUsage: "FILE.jsonl|-",
 		Description: "Each line is one ExecAssignment (docs/worker.md), such as\n" +
 			`  {"tenant_id":"acme","job":{"type":"http.request","method":"GET","url":"http://127.0.0.1:8080/"}}` + "\n" +

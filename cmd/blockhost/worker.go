@@ -55,7 +55,7 @@ func workerCommand() *cli.Command {
 			&cli.IntFlag{Name: "max-deliver", Value: 5, Usage: "dead-letter an assignment delivered more often than this"},
 			&cli.DurationFlag{Name: "heartbeat", Value: 5 * time.Second, Usage: "interval of heartbeats"},
 			&cli.DurationFlag{Name: "drain-timeout", Value: 30 * time.Second, Usage: "how long a drain lets running steps finish"},
-		}, stepFlags()...),
+		}, stepFlags("worker")...),
 		Action: workerAction,
 	}
 }
