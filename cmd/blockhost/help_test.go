@@ -9,7 +9,12 @@ import (
 // built-in blocks and the global flags; `help` and `--version` exist; flag
 // mistakes say what would have helped.
 func TestHelp(t *testing.T) {
-	for _, args := range [][]string{{"--help"}, {"help"}, {"run", "--help"}, {"batch", "--help"}, {"build", "--help"}} {
+	// Every command's help: a flag defined twice on a command panics here.
+	helps := [][]string{{"--help"}, {"help"}}
+	for _, c := range newApp(streams{}).Commands {
+		helps = append(helps, []string{c.Name, "--help"})
+	}
+	for _, args := range helps {
 		r := runCLI(t, "", args...)
 		if r.code != 0 {
 			t.Fatalf("%v: exit %d", args, r.code)

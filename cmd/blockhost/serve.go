@@ -28,7 +28,7 @@ func serveCommand() *cli.Command {
 		Flags: append([]cli.Flag{
 			&cli.StringFlag{Name: "listen", Value: serve.DefaultListen, Usage: "`ADDRESS` to serve on"},
 			&cli.StringFlag{Name: "config", Aliases: []string{"c"}, Usage: "server configuration `FILE` (HCL, or JSON by .json): catalog, pools, tenants"},
-			&cli.StringFlag{Name: "store", Usage: "`DIR` of the durable state (default: blockhost/serve in the user state directory)"},
+			&cli.StringFlag{Name: "store", Usage: "`DIR` of the durable state; by default blockhost/serve in the user state directory"},
 			&cli.BoolFlag{Name: "insecure-local", Usage: "let requests without a token act as tenant local (loopback --listen only)"},
 			&cli.DurationFlag{Name: "drain-timeout", Value: serve.DefaultDrainTimeout, Usage: "how long running steps may finish at shutdown"},
 			&cli.StringFlag{Name: "max-body", Value: "1MiB", Usage: "largest request body"},

@@ -25,16 +25,17 @@ func submitCommand() *cli.Command {
 		Usage:     "publish ExecAssignments from a JSONL file; with --wait, print their results",
 		ArgsUsage: "FILE.jsonl|-",
 		Description: "Each line is one ExecAssignment (docs/worker.md), such as\n" +
-			`  {"tenant_id":"acme","job":{"type":"http.request","method":"GET","url":"http://127.0.0.1:8080/"}}` + "\n" +
-			"A line without version, assignment_id or request_id gets \"1\" and fresh ids; without tenant_id, \"default\".\n" +
-			"Without --wait each published assignment is printed as {\"assignment_id\",\"request_id\",\"seq\",\"duplicate\"}.\n" +
+			`  {"tenant_id":"acme","job":{"type":"http.request","url":"http://127.0.0.1:8080/"}}` + "\n" +
+			"A line without version, assignment_id or request_id gets \"1\" and fresh ids;\n" +
+			"without tenant_id, \"default\". Without --wait each published assignment is printed as\n" +
+			"{\"assignment_id\",\"request_id\",\"seq\",\"duplicate\"}.\n" +
 			"With --wait each ExecResult is printed as one JSON line as it arrives.\n" +
 			"Exit codes: 0 all published (and, with --wait, every result arrived), 124 --timeout passed first,\n" +
 			"130 interrupted, 1 NATS failed, 2 bad usage or a bad line (nothing is published then).",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "nats", Value: "nats://127.0.0.1:4222", Usage: "NATS server or cluster `URL[,URL...]`"},
 			&cli.BoolFlag{Name: "wait", Usage: "wait for each assignment's result and print it"},
-			&cli.DurationFlag{Name: "timeout", Usage: "give up waiting after this long (default: no limit)"},
+			&cli.DurationFlag{Name: "timeout", Usage: "give up waiting after this `DURATION`; by default wait without limit"},
 			&cli.IntFlag{Name: "replicas", Value: 1, Usage: "replicas of the streams, if submit creates them"},
 		},
 		Action: submitAction,

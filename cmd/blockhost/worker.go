@@ -31,23 +31,25 @@ var builtinJobTypes = []string{"http.request", "fs.blob_put", "fs.blob_get", "fs
 func workerCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "worker",
-		Usage: "take ExecAssignments from NATS JetStream and publish their ExecResults (docs/worker.md)",
-		Description: "Without --nats the worker embeds a nats-server with JetStream file storage under --store,\n" +
-			"listening on --nats-listen so that more workers and `blockhost submit` can join.\n" +
-			"Job types: the built-ins (" + strings.Join(builtinJobTypes, ", ") + ") under the --allow-http and\n" +
-			"--allow-dir grants, and each WebAssembly block of --config (block \"TYPE\" { manifest = \"…\" }) or --block.\n" +
-			"SIGTERM or Ctrl-C drains: no more fetching, running steps finish within --drain-timeout, the rest is\n" +
-			"handed back. A second signal cancels the running steps and publishes their cancelled results.",
+		Usage: "run ExecAssignments from NATS JetStream and publish their ExecResults",
+		Description: "Without --nats the worker embeds a nats-server with JetStream file storage under\n" +
+			"--store, listening on --nats-listen so that more workers and `blockhost submit` can join.\n" +
+			"Job types: the built-ins (" + strings.Join(builtinJobTypes, ", ") + ")\n" +
+			"under the --allow-http and --allow-dir grants, and each WebAssembly block of --config\n" +
+			"(block \"TYPE\" { manifest = \"…\" }) or --block.\n" +
+			"SIGTERM or Ctrl-C drains: no more fetching, running steps finish within --drain-timeout,\n" +
+			"the rest is handed back. A second signal cancels the running steps and publishes their\n" +
+			"cancelled results.",
 		Flags: append([]cli.Flag{
 			&cli.StringFlag{Name: "nats", Usage: "join the NATS server or cluster at `URL[,URL...]` instead of embedding one"},
 			&cli.StringFlag{Name: "nats-listen", Value: "127.0.0.1:4222", Usage: "client address of the embedded server"},
-			&cli.StringFlag{Name: "store", Usage: "JetStream storage of the embedded server (default: blockhost/nats in the user's state directory)"},
+			&cli.StringFlag{Name: "store", Usage: "JetStream storage `DIR` of the embedded server; by default blockhost/nats in the user's state directory"},
 			&cli.BoolFlag{Name: "nats-sync-always", Usage: "the embedded server writes every message to disk before acknowledging it"},
 			&cli.IntFlag{Name: "replicas", Value: 1, Usage: "replicas of the streams the worker creates (3 on a cluster)"},
 			&cli.StringFlag{Name: "http", Value: "127.0.0.1:9090", Usage: "address of GET /_health and GET /metrics (\"off\": none)"},
 			&cli.StringFlag{Name: "config", Usage: "worker configuration `FILE` (HCL): one block \"TYPE\" { manifest = \"…\" } per job type"},
 			&cli.StringSliceFlag{Name: "block", Usage: "run job type `TYPE=MODULE.wasm|MANIFEST` (repeatable)"},
-			&cli.StringFlag{Name: "worker-id", Usage: "the worker's id (default: host name and process id)"},
+			&cli.StringFlag{Name: "worker-id", Usage: "the worker's `ID`; by default the host name and process id"},
 			&cli.IntFlag{Name: "concurrency", Aliases: []string{"c"}, Value: runtime.GOMAXPROCS(0) * 4, Usage: "steps running at once"},
 			&cli.IntFlag{Name: "queue-size", Usage: "steps held waiting beyond those running"},
 			&cli.IntFlag{Name: "tenant-limit", Usage: "most steps one tenant may hold (0: no limit); the rest wait in the stream"},
