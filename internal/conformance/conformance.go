@@ -219,6 +219,7 @@ var statusSteps = []Step{
 	{Name: "reactor", Fixture: "reactor", Want: Want{Status: abi.StatusSuccess, OutputText: "initialized"}},
 	{Name: "command", Fixture: "wasiecho", Input: `"hi"`, Want: Want{Status: abi.StatusSuccess, Output: `"hi"`}},
 	{Name: "exitCode", Fixture: "wasiecho", Want: Want{Status: abi.StatusError, Code: abi.CodeExecutionFailed, Class: abi.ClassPermanent, Msg: "exited with code 7", ExitCode: exit(7)}},
+	{Name: "exitCodeLarge", Fixture: "bigexit", Want: Want{Status: abi.StatusError, Code: abi.CodeExecutionFailed, Class: abi.ClassPermanent, Msg: "exited with code 300", ExitCode: exit(300)}},
 	{Name: "errorSet", Fixture: "errorset", Want: Want{Status: abi.StatusError, Code: abi.CodeResourceUnavailable, Class: abi.ClassRetryable, Msg: "backend is down"}},
 	{Name: "unreachable", Fixture: "trap", Want: Want{Status: abi.StatusError, Code: abi.CodeExecutionFailed, Class: abi.ClassPermanent, Msg: "wasm trap: unreachable"}},
 	{Name: "outOfBounds", Fixture: "oob", Want: Want{Status: abi.StatusError, Code: abi.CodeExecutionFailed, Class: abi.ClassPermanent, Msg: "wasm trap: out of bounds memory access"}},

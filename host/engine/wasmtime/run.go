@@ -71,6 +71,10 @@ type run struct {
 	// slept is set when a host function ended the run because the
 	// context did.
 	slept atomic.Bool
+	// exited is set, and exitCode holds the status, when the guest called
+	// WASI's proc_exit (procExit).
+	exited   atomic.Bool
+	exitCode uint32
 	// hostTrap is the trap a host function ended the guest with.
 	hostTrap *engine.Trap
 }
@@ -292,12 +296,30 @@ func results(out any) []uint64 {
 
 var errSleepCut = errors.New("wasmtime: a host function ended the run with its context")
 
+// procExit is WASI's proc_exit(code). wasmtime's own refuses a status of
+// 126 or more with an error that is not an exit, though preview1 lets a
+// guest exit with any u32 (and wazero does): the engine records the status
+// and ends the run with a trap that classify turns into the exit.
+func procExit(c *wasmtime.Caller, args []wasmtime.Val) ([]wasmtime.Val, *wasmtime.Trap) {
+	r, ok := c.Data().(*run)
+	if !ok {
+		return nil, wasmtime.NewTrap("blockhost: proc_exit called outside a run")
+	}
+	r.exitCode = uint32(args[0].I32())
+	r.exited.Store(true)
+	return nil, wasmtime.NewTrap("proc_exit")
+}
+
 // classify turns a wasmtime error into the engine contract's terms.
 func (m *module) classify(r *run, res engine.RunResult, err error) (engine.RunResult, error) {
 	if r.c.interrupted() || r.slept.Load() || r.ctx.Err() != nil {
 		// The run was ended by its context (or ended while the context did:
 		// the interruption is what counts).
 		return res, engine.ErrInterrupted
+	}
+	if r.exited.Load() {
+		res.Exited, res.ExitCode = true, r.exitCode
+		return res, nil
 	}
 	if r.hostTrap != nil {
 		return res, r.hostTrap

@@ -178,14 +178,18 @@ func (e *Engine) link(hostModules []engine.HostModule) error {
 	if err := e.linker.DefineWasi(); err != nil {
 		return fmt.Errorf("wasmtime: define WASI: %w", err)
 	}
-	// wasmtime's WASI keeps arguments, environment, clocks, random and
-	// exit; every file, stream and poll function is the engine-neutral
+	// wasmtime's WASI keeps arguments, environment, clocks and random;
+	// proc_exit is the engine's (procExit); every file, stream and poll function is the engine-neutral
 	// layer's (package wasip1), linked over wasmtime's own.
 	e.linker.AllowShadowing(true)
 	for _, hf := range wasip1.Functions() {
 		if err := e.linker.FuncNew(wasiModule, hf.Name, funcType(hf.Signature), hostFunc(hf)); err != nil {
 			return fmt.Errorf("wasmtime: define WASI function %q: %w", hf.Name, err)
 		}
+	}
+	exitType := wasmtime.NewFuncType([]*wasmtime.ValType{wasmtime.NewValType(wasmtime.KindI32)}, nil)
+	if err := e.linker.FuncNew(wasiModule, "proc_exit", exitType, procExit); err != nil {
+		return fmt.Errorf("wasmtime: define WASI function \"proc_exit\": %w", err)
 	}
 	e.linker.AllowShadowing(false)
 	for _, hm := range hostModules {
