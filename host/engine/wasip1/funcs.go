@@ -422,32 +422,44 @@ func fdPread(c *call) uint16 { return c.readv(int64(c.u64(3)), c.u32(4)) }
 
 // readv reads into the iovecs of arguments 1 and 2, at off (or the
 // current position when off < 0), and stores the count at nread.
-func (c *call) readv(off int64, nread uint32) uint16 {
+// vectored checks descriptor 0 of a read (reading) or write call and
+// reads its iovecs (parameters 1 and 2); off ≥ 0 is a positioned call.
+func (c *call) vectored(off int64, reading bool) (*fdesc, [][]byte, uint16) {
 	d, e := c.fd(0)
 	if e != 0 {
-		return e
+		return nil, nil, e
 	}
-	switch d.kind {
-	case kindDir:
-		return errnoIsdir
-	case kindStdout, kindStderr:
-		return errnoBadf
+	wrongStream, may, right := kindStdin, d.canWrite, rightFdWrite
+	if reading {
+		wrongStream, may, right = kindStdout, d.canRead, rightFdRead
 	}
-	if off >= 0 && d.kind != kindFile {
-		return errnoSpipe
+	switch {
+	case d.kind == kindDir:
+		return nil, nil, errnoIsdir
+	case d.kind == wrongStream, reading && d.kind == kindStderr:
+		return nil, nil, errnoBadf
+	case off >= 0 && d.kind != kindFile:
+		return nil, nil, errnoSpipe
+	case d.kind == kindFile && !may:
+		return nil, nil, errnoBadf
 	}
-	if d.kind == kindFile && !d.canRead {
-		return errnoBadf
-	}
-	if e := need(d, rightFdRead); e != 0 {
-		return e
+	if e := need(d, right); e != 0 {
+		return nil, nil, e
 	}
 	if off >= 0 {
 		if e := need(d, rightFdSeek); e != 0 {
-			return e
+			return nil, nil, e
 		}
 	}
 	iovs, e := c.iovecs(c.u32(1), c.u32(2))
+	if e != 0 {
+		return nil, nil, e
+	}
+	return d, iovs, 0
+}
+
+func (c *call) readv(off int64, nread uint32) uint16 {
+	d, iovs, e := c.vectored(off, true)
 	if e != 0 {
 		return e
 	}
@@ -489,31 +501,7 @@ func fdWrite(c *call) uint16  { return c.writev(-1, c.u32(3)) }
 func fdPwrite(c *call) uint16 { return c.writev(int64(c.u64(3)), c.u32(4)) }
 
 func (c *call) writev(off int64, nwritten uint32) uint16 {
-	d, e := c.fd(0)
-	if e != 0 {
-		return e
-	}
-	switch d.kind {
-	case kindDir:
-		return errnoIsdir
-	case kindStdin:
-		return errnoBadf
-	}
-	if off >= 0 && d.kind != kindFile {
-		return errnoSpipe
-	}
-	if d.kind == kindFile && !d.canWrite {
-		return errnoBadf
-	}
-	if e := need(d, rightFdWrite); e != 0 {
-		return e
-	}
-	if off >= 0 {
-		if e := need(d, rightFdSeek); e != 0 {
-			return e
-		}
-	}
-	iovs, e := c.iovecs(c.u32(1), c.u32(2))
+	d, iovs, e := c.vectored(off, false)
 	if e != 0 {
 		return e
 	}
