@@ -11,8 +11,11 @@ import (
 // when the bytes are valid JSON, OutputText when they are other UTF-8 text,
 // OutputBase64 otherwise.
 type StepResult struct {
-	StepID       string          `json:"step_id"`
-	Block        string          `json:"block"`
+	StepID string `json:"step_id"`
+	Block  string `json:"block"`
+	// Module is the digest of the module that ran the step, "sha256:"
+	// and 64 lower-case hex digits; empty for a built-in block.
+	Module       string          `json:"module,omitempty"`
 	Status       Status          `json:"status"`
 	Output       json.RawMessage `json:"output,omitempty"`
 	OutputText   *string         `json:"output_text,omitempty"`

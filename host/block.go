@@ -27,6 +27,8 @@ type Block struct {
 	mod   engine.Module
 	kind  moduleKind
 	entry []string
+	// digest is "sha256:" and the module's SHA-256 in lower-case hex.
+	digest string
 	// funcs caches an Extism plugin's entry points by function (extism.go).
 	funcs sync.Map
 }
@@ -41,6 +43,10 @@ func newBlock(r *Runtime, name string, mod engine.Module) (*Block, error) {
 
 // Name is the block's name, as given to Load.
 func (b *Block) Name() string { return b.name }
+
+// Digest is the module's SHA-256 digest as "sha256:" and 64 lower-case
+// hexadecimal digits, the form results and audit records carry.
+func (b *Block) Digest() string { return b.digest }
 
 // IsCommand reports whether the block is a plain WASI command rather than
 // an ABI block.
@@ -80,7 +86,7 @@ func (b *Block) Run(ctx context.Context, step Step) (res *abi.StepResult) {
 	if step.ID == "" {
 		step.ID = newStepID()
 	}
-	res = &abi.StepResult{StepID: step.ID, Block: b.name, Attempts: 1}
+	res = &abi.StepResult{StepID: step.ID, Block: b.name, Module: b.digest, Attempts: 1}
 	st := &stepState{block: b, id: step.ID, input: step.Input, limits: lim}
 	st.output.limit = lim.Output
 	st.logBudget = lim.Log

@@ -3,6 +3,7 @@ package host
 import (
 	"context"
 	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"sync"
@@ -144,7 +145,8 @@ func (r *Runtime) Engine() string { return r.eng.Name() }
 // and validates it against the ABI. name identifies the block in results
 // and logs, and module errors.
 func (r *Runtime) Load(ctx context.Context, name string, wasm []byte) (*Block, error) {
-	mod, err := r.compile(ctx, name, wasm)
+	key := sha256.Sum256(wasm)
+	mod, err := r.compile(ctx, name, key, wasm)
 	if err != nil {
 		return nil, err
 	}
@@ -152,11 +154,11 @@ func (r *Runtime) Load(ctx context.Context, name string, wasm []byte) (*Block, e
 	if err != nil {
 		return nil, err
 	}
+	b.digest = "sha256:" + hex.EncodeToString(key[:])
 	return b, nil
 }
 
-func (r *Runtime) compile(ctx context.Context, name string, wasm []byte) (engine.Module, error) {
-	key := sha256.Sum256(wasm)
+func (r *Runtime) compile(ctx context.Context, name string, key [sha256.Size]byte, wasm []byte) (engine.Module, error) {
 	r.mu.Lock()
 	if r.closed {
 		r.mu.Unlock()
