@@ -1,8 +1,9 @@
 package wazero
 
 import (
-	"errors"
 	"fmt"
+
+	"github.com/blockhost/blockhost/host/engine/internal/wasmbin"
 )
 
 // precheck rejects modules whose declared counts cannot be true before
@@ -11,149 +12,85 @@ import (
 // 15-byte module declaring 2^32−1 function bodies makes it allocate until
 // the process dies with a fatal, unrecoverable out-of-memory error. Every
 // vector element takes at least one byte, so a count larger than the bytes
-// left is a lie; locals are capped at maxLocals per function, the limit
-// other engines apply.
+// left is a lie (wasmbin.Reader.Count refuses it); locals are capped at
+// maxLocals per function, the limit other engines apply.
 func precheck(wasm []byte) error {
-	const headerLen = 8
-	if len(wasm) < headerLen {
-		return errors.New("module is shorter than the 8-byte header")
-	}
-	pos := headerLen
-	for pos < len(wasm) {
-		id := wasm[pos]
-		size, n, err := readU32(wasm[pos+1:])
-		if err != nil {
-			return fmt.Errorf("section at offset %d: bad size", pos)
-		}
-		start := pos + 1 + n
-		end := start + int(size)
-		if end > len(wasm) || end < start {
-			return fmt.Errorf("section %d at offset %d: size %d runs past the end of the module", id, pos, size)
-		}
-		sec := wasm[start:end]
-		switch {
-		case id >= 1 && id <= 11 && id != 8: // sections that start with a vector
-			if err := checkCount(sec, "section", id); err != nil {
-				return err
+	return wasmbin.EachSection(wasm, func(sec wasmbin.Section) error {
+		switch id := sec.ID; {
+		case id >= 1 && id <= 11 && id != wasmbin.SectionStart: // sections that start with a vector
+			r := sec.Reader()
+			r.Count()
+			if err := r.Err(); err != nil {
+				return fmt.Errorf("section %d: %w", id, err)
 			}
-			if id == 10 {
-				if err := checkLocals(sec); err != nil {
-					return err
-				}
+			if id == wasmbin.SectionCode {
+				return checkLocals(sec)
 			}
-		case id == 0:
-			if err := checkNameSection(sec); err != nil {
-				return err
-			}
+		case id == wasmbin.SectionCustom:
+			return checkNameSection(sec)
 		}
-		pos = end
-	}
-	return nil
+		return nil
+	})
 }
 
 // maxLocals caps the locals of one function.
 const maxLocals = 50000
 
-func checkCount(b []byte, what string, id byte) error {
-	count, n, err := readU32(b)
-	if err != nil {
-		return fmt.Errorf("%s %d: bad count", what, id)
-	}
-	if uint64(count) > uint64(len(b)-n) {
-		return fmt.Errorf("%s %d: declares %d entries in %d bytes", what, id, count, len(b)-n)
-	}
-	return nil
-}
-
-func checkLocals(sec []byte) error {
-	count, pos, _ := readU32(sec)
-	for i := uint32(0); i < count; i++ {
-		size, n, err := readU32(sec[pos:])
-		if err != nil {
-			return errors.New("code section: bad body size")
+func checkLocals(sec wasmbin.Section) error {
+	r := sec.Reader()
+	for i := range r.Count() {
+		body := wasmbin.NewReader(r.Bytes(int(r.U32())))
+		if err := r.Err(); err != nil {
+			return fmt.Errorf("code section: body %d: %w", i, err)
 		}
-		bodyStart := pos + n
-		bodyEnd := bodyStart + int(size)
-		if bodyEnd > len(sec) || bodyEnd < bodyStart {
-			return fmt.Errorf("code section: body %d runs past the section", i)
+		n := body.Locals()
+		if err := body.Err(); err != nil {
+			return fmt.Errorf("code section: body %d: bad local declarations: %w", i, err)
 		}
-		body := sec[bodyStart:bodyEnd]
-		groups, p, err := readU32(body)
-		if err != nil || uint64(groups) > uint64(len(body)) {
-			return fmt.Errorf("code section: body %d: bad local declarations", i)
+		if n > maxLocals {
+			return fmt.Errorf("code section: body %d declares more than %d locals", i, maxLocals)
 		}
-		var total uint64
-		for range groups {
-			k, m, err := readU32(body[p:])
-			if err != nil {
-				return fmt.Errorf("code section: body %d: bad local declarations", i)
-			}
-			total += uint64(k)
-			if total > maxLocals {
-				return fmt.Errorf("code section: body %d declares more than %d locals", i, maxLocals)
-			}
-			p += m + 1 // the count, then a value type of at least one byte
-			if p > len(body) {
-				return fmt.Errorf("code section: body %d: bad local declarations", i)
-			}
-		}
-		pos = bodyEnd
 	}
 	return nil
 }
 
 // checkNameSection checks the counts of the "name" custom section, which
 // wazero decodes; other custom sections are skipped.
-func checkNameSection(sec []byte) error {
-	nameLen, n, err := readU32(sec)
-	if err != nil || uint64(nameLen) > uint64(len(sec)-n) {
-		return errors.New("custom section: bad name")
-	}
-	if string(sec[n:n+int(nameLen)]) != "name" {
+func checkNameSection(sec wasmbin.Section) error {
+	r := sec.Reader()
+	if name := r.Name(); r.Err() != nil || name != "name" {
+		if err := r.Err(); err != nil {
+			return fmt.Errorf("custom section: bad name: %w", err)
+		}
 		return nil
 	}
-	b := sec[n+int(nameLen):]
-	for len(b) > 0 {
-		sub := b[0]
-		size, n, err := readU32(b[1:])
-		if err != nil || uint64(size) > uint64(len(b)-1-n) {
-			return errors.New("name section: bad subsection size")
+	for !r.Done() {
+		sub := r.Byte()
+		size := r.U32()
+		content := wasmbin.Section{ID: sub, Offset: sec.Offset + r.Pos()}
+		content.Content = r.Bytes(int(size))
+		if err := r.Err(); err != nil {
+			return fmt.Errorf("name section: bad subsection size: %w", err)
 		}
-		content := b[1+n : 1+n+int(size)]
-		if sub == 1 || sub == 2 {
-			if err := checkCount(content, "name subsection", sub); err != nil {
-				return err
-			}
+		if sub != 1 && sub != 2 {
+			continue
 		}
+		// The count of a name map (1: functions), or of an indirect name
+		// map and of each of its name maps (2: locals).
+		c := content.Reader()
+		n := c.Count()
 		if sub == 2 {
-			// an indirect name map: each entry is an index and a name map
-			count, p, _ := readU32(content)
-			for range count {
-				_, m, err := readU32(content[p:])
-				if err != nil {
-					return errors.New("name section: bad local names")
-				}
-				p += m
-				if err := checkCount(content[p:], "name subsection", sub); err != nil {
-					return err
-				}
-				inner, m2, _ := readU32(content[p:])
-				p += m2
-				for range inner {
-					_, m, err := readU32(content[p:])
-					if err != nil {
-						return errors.New("name section: bad local names")
-					}
-					p += m
-					l, m, err := readU32(content[p:])
-					if err != nil || uint64(l) > uint64(len(content)-p-m) {
-						return errors.New("name section: bad local name")
-					}
-					p += m + int(l)
+			for range n {
+				c.U32()
+				for range c.Count() {
+					c.U32()
+					c.Name()
 				}
 			}
 		}
-		b = b[1+n+int(size):]
+		if err := c.Err(); err != nil {
+			return fmt.Errorf("name subsection %d: %w", sub, err)
+		}
 	}
-	return nil
+	return r.Err()
 }

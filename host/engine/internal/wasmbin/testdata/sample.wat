@@ -1,0 +1,25 @@
+;; A module with one entry of most kinds wasmbin decodes, for its tests.
+(module
+  (import "env" "f" (func $f (param i32) (result i32)))
+  (import "env" "mem" (memory 1 2))
+  (import "env" "g" (global $g i32))
+  (import "env" "t" (table 1 funcref))
+  (global $counter (mut i64) (i64.const -5))
+  (global $limit i32 (i32.const 70000))
+  (export "run" (func $run))
+  (export "counter" (global $counter))
+  (export "mem" (memory 0))
+  (data (i32.const 16) "hello")
+  (data (i32.const 1024) "")
+  (data $p "passive bytes")
+  (func $run (param $n i32) (result i32)
+    (local $i i32) (local $x i64) (local $v v128)
+    (block $out
+      (loop $top
+        (br_if $out (i32.ge_u (local.get $i) (local.get $n)))
+        (local.set $i (i32.add (local.get $i) (i32.const 1)))
+        (br $top)))
+    (drop (memory.grow (i32.const 1)))
+    (memory.init $p (i32.const 0) (i32.const 0) (i32.const 4))
+    (global.set $counter (i64.add (global.get $counter) (i64.const 1)))
+    (call $f (i32.load offset=4 (local.get $i)))))
