@@ -15,6 +15,7 @@ import (
 	_ "modernc.org/sqlite" // the "sqlite" database/sql driver, pure Go
 
 	"github.com/blockhost/blockhost/abi"
+	"github.com/blockhost/blockhost/plugins/approval"
 )
 
 // StoreFile is the name of the database file under the store directory.
@@ -30,11 +31,11 @@ const (
 
 // Approval states.
 const (
-	approvalPending   = "pending"
-	approvalApproved  = "approved"
-	approvalDenied    = "denied"
-	approvalExpired   = "expired"
-	approvalWithdrawn = "withdrawn"
+	approvalPending   = approval.StatePending
+	approvalApproved  = approval.StateApproved
+	approvalDenied    = approval.StateDenied
+	approvalExpired   = approval.StateExpired
+	approvalWithdrawn = approval.StateWithdrawn
 )
 
 // schema is the store's layout. Its version is SQLite's user_version; a

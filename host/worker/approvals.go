@@ -120,11 +120,11 @@ type ApprovalRequest struct {
 
 // Approval states, as stored and as replied.
 const (
-	approvalPending   = "pending"
-	approvalApproved  = "approved"
-	approvalDenied    = "denied"
-	approvalExpired   = "expired"
-	approvalWithdrawn = "withdrawn"
+	approvalPending   = approval.StatePending
+	approvalApproved  = approval.StateApproved
+	approvalDenied    = approval.StateDenied
+	approvalExpired   = approval.StateExpired
+	approvalWithdrawn = approval.StateWithdrawn
 )
 
 // approvalRecord is one approval in BucketApprovals.

@@ -65,6 +65,16 @@ func init() {
 	})
 }
 
+// The states of an approval as the hosts store and show them: pending
+// until one of the other four ends it.
+const (
+	StatePending   = "pending"
+	StateApproved  = "approved"
+	StateDenied    = "denied"
+	StateExpired   = "expired"
+	StateWithdrawn = "withdrawn"
+)
+
 // Input is the block's input.
 type Input struct {
 	// Prompt is what the approvers are asked. Required.
