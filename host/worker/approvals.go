@@ -571,6 +571,16 @@ func (w *Worker) park(msg jetstream.Msg, a *Assignment, accepted time.Time, deli
 	}
 }
 
+// hostsApprovals reports whether the worker's blocks run human.approval
+// as the job type of that name.
+func (w *Worker) hostsApprovals() bool {
+	probe := &Assignment{Version: WireVersion, AssignmentID: "probe", RequestID: "probe", TenantID: "probe",
+		Job: Job{Type: approval.Name, Fields: map[string]json.RawMessage{
+			"prompt": json.RawMessage(`"?"`), "timeout_ms": json.RawMessage(`1000`), "approvers": json.RawMessage(`["probe"]`)}}}
+	st, err := w.blocks.Step(probe)
+	return err == nil && isApproval(st)
+}
+
 // approvalsOf returns the worker's approvals, nil before Start.
 func (w *Worker) approvalsOf() *approvals { return w.ap.Load() }
 

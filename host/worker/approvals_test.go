@@ -3,6 +3,7 @@ package worker_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"testing"
 	"time"
 
@@ -245,5 +246,18 @@ func TestApproval_restart(t *testing.T) {
 	}
 	if r := got[lapsed[0]]; r.Status != worker.StatusTimeout {
 		t.Fatalf("lapsed during the restart: %+v", r)
+	}
+}
+
+// A worker whose blocks do not run human.approval takes no part: it
+// answers no decision (one that did could not produce the result).
+func TestApproval_notHosted(t *testing.T) {
+	s := wt.StartServer(t, "")
+	nc := wt.Connect(t, s.ClientURL())
+	c, _ := catalog(t)
+	startWorker(t, nc, newExecutor(t, 1, 0), c, worker.NewConfig().WithID("w1"))
+	b, _ := json.Marshal(decision(true, "ana", ""))
+	if _, err := nc.Request(worker.DecideSubject("x"), b, time.Second); !errors.Is(err, nats.ErrNoResponders) {
+		t.Fatalf("a decision to a worker without approvals: %v, want no responders", err)
 	}
 }

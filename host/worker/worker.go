@@ -187,9 +187,13 @@ func (w *Worker) Start(ctx context.Context) error {
 	}
 	w.cons = cons
 	// Approvals first: a cancel replayed from the cancel stream may
-	// withdraw one.
-	if err := w.startApprovals(ctx); err != nil {
-		return err
+	// withdraw one. A worker whose blocks do not run human.approval takes
+	// no part, so it never answers a decision it could not turn into a
+	// result.
+	if w.hostsApprovals() {
+		if err := w.startApprovals(ctx); err != nil {
+			return err
+		}
 	}
 	cc, err := w.js.OrderedConsumer(ctx, StreamCancel, jetstream.OrderedConsumerConfig{FilterSubjects: []string{SubjectCancel}})
 	if err != nil {
