@@ -261,3 +261,38 @@ func TestApproval_notHosted(t *testing.T) {
 		t.Fatalf("a decision to a worker without approvals: %v, want no responders", err)
 	}
 }
+
+// An approval decided by a worker that stopped before publishing its
+// result is published by the next worker to start, and its record
+// deleted.
+func TestApproval_decidedUnpublished(t *testing.T) {
+	s := wt.StartServer(t, "")
+	nc := wt.Connect(t, s.ClientURL())
+	js := wt.JetStream(t, nc)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	kv, err := js.CreateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: worker.BucketApprovals, Storage: jetstream.FileStorage, History: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var a map[string]any
+	if err := json.Unmarshal(wt.Assignment("left-0", approval.Name, approvalFields(60000, "ana")), &a); err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now().UnixMilli()
+	rec, _ := json.Marshal(map[string]any{"assignment": a, "prompt": "Deploy build 142?", "approvers": []string{"ana"},
+		"timeout_ms": 60000, "accepted_at": now - 1000, "deadline": now + 59000, "worker_id": "gone",
+		"state": "approved", "approver": "ana", "comment": "before the stop", "decided_at": now})
+	if _, err := kv.Put(ctx, "left-0", rec); err != nil {
+		t.Fatal(err)
+	}
+	startWorker(t, nc, newExecutor(t, 1, 0), approvalCatalog(t), worker.NewConfig().WithID("w1"))
+	r := wt.Results(t, js, 1, 20*time.Second)["left-0"]
+	if d := outputs(t, r); r.Status != worker.StatusSuccess || !d.Approved || d.Comment != "before the stop" {
+		t.Fatalf("result: %+v", r)
+	}
+	wt.Eventually(t, 10*time.Second, "record deleted", func() bool {
+		_, err := kv.Get(ctx, "left-0")
+		return errors.Is(err, jetstream.ErrKeyNotFound)
+	})
+}
