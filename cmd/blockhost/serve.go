@@ -33,6 +33,7 @@ func serveCommand() *cli.Command {
 			&cli.DurationFlag{Name: "drain-timeout", Value: serve.DefaultDrainTimeout, Usage: "how long running steps may finish at shutdown"},
 			&cli.StringFlag{Name: "max-body", Value: "1MiB", Usage: "largest request body"},
 			&cli.DurationFlag{Name: "max-wait", Value: serve.DefaultMaxWait, Usage: "longest ?wait= a request may ask for"},
+			&cli.DurationFlag{Name: "retention", Value: serve.DefaultRetention, Usage: "delete finished steps this long after they end (-1s: never)"},
 			&cli.StringFlag{Name: "engine", Usage: "WebAssembly engine (default wazero)"},
 		}, cacheFlags()...),
 		Action: serveAction,
@@ -64,7 +65,7 @@ func serveAction(c *cli.Context) error {
 		}
 	}
 	cfg := serve.NewConfig().WithStoreDir(store).WithInsecureLocal(c.Bool("insecure-local")).
-		WithMaxBody(int64(maxBody)).WithMaxWait(c.Duration("max-wait")).WithEngine(c.String("engine")).
+		WithMaxBody(int64(maxBody)).WithMaxWait(c.Duration("max-wait")).WithRetention(c.Duration("retention")).WithEngine(c.String("engine")).
 		WithCacheDir(cacheDir(c)).WithLogger(logger)
 	if path := c.String("config"); path != "" {
 		f, err := serve.ParseFile(path)

@@ -26,7 +26,7 @@ import (
 // builtinJobTypes are the built-in blocks a worker runs without
 // configuration, under the grants of its --allow-http and --allow-dir
 // flags (none by default: every request is denied).
-var builtinJobTypes = []string{"http.request", "fs.blob_put", "fs.blob_get", "fs.put", "fs.get"}
+var builtinJobTypes = []string{"http.request", "fs.blob_put", "fs.blob_get", "fs.put", "fs.get", "human.approval"}
 
 func workerCommand() *cli.Command {
 	return &cli.Command{
@@ -36,7 +36,8 @@ func workerCommand() *cli.Command {
 			"--store, listening on --nats-listen so that more workers and `blockhost submit` can join.\n" +
 			"Job types: the built-ins (" + strings.Join(builtinJobTypes, ", ") + ")\n" +
 			"under the --allow-http and --allow-dir grants, and each WebAssembly block of --config\n" +
-			"(block \"TYPE\" { manifest = \"…\" }) or --block.\n" +
+			"(block \"TYPE\" { manifest = \"…\" }) or --block. human.approval waits, holding no slot, for a\n" +
+			"decision on caf.exec.approval.v1.decide.ID (blockhost decide) or its deadline.\n" +
 			"SIGTERM or Ctrl-C drains: no more fetching, running steps finish within --drain-timeout,\n" +
 			"the rest is handed back. A second signal cancels the running steps and publishes their\n" +
 			"cancelled results.",

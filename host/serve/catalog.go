@@ -3,13 +3,11 @@ package serve
 import (
 	"cmp"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
 	"maps"
-	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/blockhost/blockhost/host"
@@ -77,18 +75,33 @@ func loadBlock(ctx context.Context, svc *job.Service, b BlockConfig) (*entry, er
 	if err != nil {
 		return nil, bad("%v", err)
 	}
-	wasm, err := os.ReadFile(m.Module)
+	// The request model loads (reads and compiles) the module once, and
+	// every step of the block runs that compilation. The pin is checked
+	// on the digest of the bytes compiled — never on a second read of the
+	// file, which could differ from the first.
+	xr, err := svc.Resolve(ctx, job.Request{Manifest: m.Path})
 	if err != nil {
-		return nil, bad("module: %v", err)
+		return nil, bad("%v", err)
 	}
-	sum := sha256.Sum256(wasm)
-	digest := hex.EncodeToString(sum[:])
-	if b.SHA256 != "" && b.SHA256 != digest {
-		return nil, bad("module %s has sha256 %s, not the pinned %s", m.Module, digest, b.SHA256)
+	var digest string
+	if d, ok := xr.Runner.(interface{ Digest() string }); ok {
+		digest = strings.TrimPrefix(d.Digest(), "sha256:")
+	}
+	for _, pin := range []struct{ where, sum string }{{"the catalog's", b.SHA256}, {"its manifest's", m.SHA256}} {
+		switch {
+		case pin.sum == "" || pin.sum == digest:
+		case digest == "":
+			return nil, bad("module %s is the built-in block %s, which has no digest to match %s pin", m.ModuleName, xr.Runner.Name(), pin.where)
+		default:
+			return nil, bad("module %s has sha256 %s, not the pinned %s (%s pin)", m.Module, digest, pin.sum, pin.where)
+		}
 	}
 	e := &entry{name: b.Name, kind: "wasm", manifest: m, module: m.Module, sha256: digest,
 		idempotent: b.Idempotent, pool: b.Pool,
 		limits: host.Limits{Timeout: m.Limits.Timeout, Memory: m.Limits.Memory, Output: m.Limits.Output, Log: m.Limits.Log}.Or(host.DefaultLimits)}
+	if digest == "" {
+		e.kind = "builtin" // the manifest names a built-in block
+	}
 	e.grants.Env = m.Env
 	if len(m.HTTP) > 0 {
 		if e.grants.HTTP, err = httpcap.NewPolicy(m.HTTP...); err != nil {
@@ -102,9 +115,6 @@ func loadBlock(ctx context.Context, svc *job.Service, b BlockConfig) (*entry, er
 		e.grants.FS = append(e.grants.FS, g)
 	}
 	if err := fscap.ValidateGrants(e.grants.FS); err != nil {
-		return nil, bad("%v", err)
-	}
-	if _, err := svc.Resolve(ctx, job.Request{Manifest: m.Path}); err != nil {
 		return nil, bad("%v", err)
 	}
 	return e, nil

@@ -45,7 +45,8 @@ type BlockConfig struct {
 	// in the file are resolved against the file's directory.
 	Manifest string
 	// SHA256, when set, pins the module: the server refuses to start if
-	// the module's SHA-256, in hex, differs.
+	// the SHA-256, in hex, of the module bytes it compiled differs. The
+	// steps run that compilation; the file is not read again.
 	SHA256 string
 	// Idempotent marks a block whose step may run twice with the same
 	// effect as once: a step that was running when the host stopped is
@@ -307,6 +308,8 @@ const (
 	DefaultMaxBody      = 1 << 20
 	DefaultMaxWait      = 5 * time.Minute
 	DefaultDrainTimeout = 30 * time.Second
+	// DefaultRetention is how long finished steps are kept: a week.
+	DefaultRetention = 7 * 24 * time.Hour
 )
 
 // Config configures a Server. It is immutable: each With method returns
@@ -317,6 +320,7 @@ type Config struct {
 	insecureLocal bool
 	maxBody       int64
 	maxWait       time.Duration
+	retention     time.Duration
 	engine        string
 	cacheDir      string
 	logger        hclog.Logger
@@ -339,7 +343,7 @@ type nativeBlock struct {
 // the default engine, no code cache and a logger that discards. A store
 // directory must be set.
 func NewConfig() Config {
-	return Config{maxBody: DefaultMaxBody, maxWait: DefaultMaxWait}
+	return Config{maxBody: DefaultMaxBody, maxWait: DefaultMaxWait, retention: DefaultRetention}
 }
 
 // WithFile serves the catalog, pools and tenants of f.
@@ -358,6 +362,16 @@ func (c Config) WithMaxBody(n int64) Config { c.maxBody = cmp.Or(n, DefaultMaxBo
 
 // WithMaxWait caps ?wait=; zero keeps DefaultMaxWait.
 func (c Config) WithMaxWait(d time.Duration) Config { c.maxWait = cmp.Or(d, DefaultMaxWait); return c }
+
+// WithRetention keeps finished steps — their results, approvals and
+// idempotency keys — for d after they finish, then deletes them; a
+// listing, GET /v1/steps/{id} and a replayed idempotency key no longer
+// find them. Zero keeps DefaultRetention; a negative d keeps every step.
+// Unfinished steps and pending approvals are never deleted.
+func (c Config) WithRetention(d time.Duration) Config {
+	c.retention = cmp.Or(d, DefaultRetention)
+	return c
+}
 
 // WithEngine runs WebAssembly blocks on the named engine; empty is the
 // default engine.

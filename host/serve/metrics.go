@@ -14,6 +14,7 @@ type metrics struct {
 	submitted *prometheus.CounterVec
 	finished  *prometheus.CounterVec
 	decisions *prometheus.CounterVec
+	pruned    prometheus.Counter
 }
 
 func newMetrics(s *Server) (*metrics, error) {
@@ -44,7 +45,9 @@ func newMetrics(s *Server) (*metrics, error) {
 		}
 		return float64(n)
 	})
-	for _, c := range []prometheus.Collector{m.requests, m.submitted, m.finished, m.decisions, pending} {
+	m.pruned = prometheus.NewCounter(prometheus.CounterOpts{Name: "blockhost_serve_steps_pruned_total",
+		Help: "Finished steps deleted from the store after the retention period."})
+	for _, c := range []prometheus.Collector{m.requests, m.submitted, m.finished, m.decisions, m.pruned, pending} {
 		if err := s.registry.Register(c); err != nil {
 			return nil, &ConfigError{Where: "metrics", Problem: err.Error()}
 		}

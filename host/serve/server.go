@@ -132,6 +132,10 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	if err := s.resume(ctx); err != nil {
 		return nil, err
 	}
+	if cfg.retention > 0 {
+		s.wg.Add(1)
+		go s.pruneLoop(cfg.retention)
+	}
 	s.handler = s.routes()
 	ok = true
 	return s, nil
@@ -211,6 +215,40 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 	s.release(context.WithoutCancel(ctx))
 	return errors.Join(errs...)
+}
+
+// pruneBatch bounds one transaction of pruning, so that it never holds
+// the store's one writer long.
+const pruneBatch = 1000
+
+// pruneLoop deletes finished steps older than retention, at start and
+// then every tenth of retention (at most hourly), until Shutdown begins.
+func (s *Server) pruneLoop(retention time.Duration) {
+	defer s.wg.Done()
+	every := max(min(retention/10, time.Hour), 50*time.Millisecond)
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		for {
+			n, err := s.st.prune(context.Background(), time.Now().Add(-retention), pruneBatch)
+			if err != nil {
+				s.logger.Warn("pruning finished steps failed; trying again later", "error", err)
+				break
+			}
+			s.metrics.pruned.Add(float64(n))
+			if n > 0 {
+				s.logger.Debug("pruned finished steps", "count", n, "retention", retention)
+			}
+			if n < pruneBatch || s.isDraining() {
+				break
+			}
+		}
+		select {
+		case <-s.draining:
+			return
+		case <-t.C:
+		}
+	}
 }
 
 // enter counts a new server goroutine, unless the server is closed. The

@@ -15,6 +15,7 @@ import (
 	_ "modernc.org/sqlite" // the "sqlite" database/sql driver, pure Go
 
 	"github.com/blockhost/blockhost/abi"
+	"github.com/blockhost/blockhost/plugins/approval"
 )
 
 // StoreFile is the name of the database file under the store directory.
@@ -30,11 +31,11 @@ const (
 
 // Approval states.
 const (
-	approvalPending   = "pending"
-	approvalApproved  = "approved"
-	approvalDenied    = "denied"
-	approvalExpired   = "expired"
-	approvalWithdrawn = "withdrawn"
+	approvalPending   = approval.StatePending
+	approvalApproved  = approval.StateApproved
+	approvalDenied    = approval.StateDenied
+	approvalExpired   = approval.StateExpired
+	approvalWithdrawn = approval.StateWithdrawn
 )
 
 // schema is the store's layout. Its version is SQLite's user_version; a
@@ -63,6 +64,7 @@ CREATE TABLE IF NOT EXISTS steps (
 );
 CREATE UNIQUE INDEX IF NOT EXISTS steps_idempotency ON steps(tenant, idempotency_key) WHERE idempotency_key IS NOT NULL;
 CREATE INDEX IF NOT EXISTS steps_state ON steps(state, id);
+CREATE INDEX IF NOT EXISTS steps_finished ON steps(finished_ms) WHERE finished_ms IS NOT NULL;
 CREATE TABLE IF NOT EXISTS approvals (
 	step_id     TEXT PRIMARY KEY REFERENCES steps(id),
 	tenant      TEXT NOT NULL,
@@ -435,6 +437,31 @@ func (s *store) decide(ctx context.Context, id, state, approver, comment string,
 		return err
 	}
 	return tx.Commit()
+}
+
+// prune deletes at most limit finished steps — final state, finished
+// before before — with their approvals, oldest first, in one transaction.
+// It returns how many it deleted.
+func (s *store) prune(ctx context.Context, before time.Time, limit int) (int, error) {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return 0, err
+	}
+	defer tx.Rollback()
+	const old = `SELECT id FROM steps WHERE finished_ms < ? AND state IN (?, ?, ?, ?) ORDER BY finished_ms, id LIMIT ?`
+	args := []any{before.UnixMilli(), string(abi.StatusSuccess), string(abi.StatusError), string(abi.StatusTimeout), string(abi.StatusCancelled), limit}
+	if _, err := tx.ExecContext(ctx, `DELETE FROM approvals WHERE step_id IN (`+old+`)`, args...); err != nil {
+		return 0, err
+	}
+	res, err := tx.ExecContext(ctx, `DELETE FROM steps WHERE id IN (`+old+`)`, args...)
+	if err != nil {
+		return 0, err
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return 0, err
+	}
+	return int(n), tx.Commit()
 }
 
 func affected(res sql.Result, err error) error {

@@ -36,6 +36,13 @@
 //   - Blocks, grants and limits come from the operator's Blocks, never
 //     from an assignment: the job only picks a configured type and
 //     supplies the step's input.
+//   - A human.approval step holds no slot, instance or goroutine while it
+//     waits: its approval is stored in the BucketApprovals key-value
+//     bucket and its assignment acknowledged. It ends exactly once — a
+//     listed approver's decision on DecideSubject, its deadline, or a
+//     cancel request — by a compare-and-set on its record, survives
+//     restarts of the worker and its server, and its result is published
+//     like any other.
 //
 // Steps are at least once: a step whose worker died mid-step runs again
 // elsewhere. The results stream, not the execution, is exactly once.

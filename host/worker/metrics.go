@@ -11,7 +11,7 @@ import (
 
 type metrics struct {
 	fetched, acked, nakd, redelivered, published, duplicates prometheus.Counter
-	deadLetters                                              *prometheus.CounterVec
+	deadLetters, approvals                                   *prometheus.CounterVec
 	collectors                                               []prometheus.Collector
 }
 
@@ -29,8 +29,17 @@ func newMetrics(w *Worker) *metrics {
 		duplicates:  c("results_duplicate_total", "Results the results stream dropped as duplicates of one it holds."),
 		deadLetters: prometheus.NewCounterVec(prometheus.CounterOpts{Name: ns + "dead_letters_total",
 			Help: "Assignments sent to the dead-letter subject, by reason."}, []string{"reason"}),
+		approvals: prometheus.NewCounterVec(prometheus.CounterOpts{Name: ns + "approvals_ended_total",
+			Help: "human.approval steps ended here, by how: approved, denied, expired or withdrawn."}, []string{"state"}),
 	}
-	m.collectors = []prometheus.Collector{m.fetched, m.acked, m.nakd, m.redelivered, m.published, m.duplicates, m.deadLetters,
+	m.collectors = []prometheus.Collector{m.fetched, m.acked, m.nakd, m.redelivered, m.published, m.duplicates, m.deadLetters, m.approvals,
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: ns + "approvals_pending", Help: "human.approval steps waiting for a decision, as this worker sees the bucket."},
+			func() float64 {
+				if ap := w.approvalsOf(); ap != nil {
+					return float64(ap.pending())
+				}
+				return 0
+			}),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: ns + "heartbeat_age_seconds", Help: "Time since the last heartbeat was published."},
 			func() float64 {
 				last := w.lastHeartbeat.Load()

@@ -91,6 +91,7 @@ type Worker struct {
 
 	cons      jetstream.Consumer
 	cancelSub jetstream.ConsumeContext
+	ap        atomic.Pointer[approvals] // human.approval steps; nil until Start
 	slots     chan struct{}
 
 	started   atomic.Bool
@@ -185,6 +186,15 @@ func (w *Worker) Start(ctx context.Context) error {
 		return err
 	}
 	w.cons = cons
+	// Approvals first: a cancel replayed from the cancel stream may
+	// withdraw one. A worker whose blocks do not run human.approval takes
+	// no part, so it never answers a decision it could not turn into a
+	// result.
+	if w.hostsApprovals() {
+		if err := w.startApprovals(ctx); err != nil {
+			return err
+		}
+	}
 	cc, err := w.js.OrderedConsumer(ctx, StreamCancel, jetstream.OrderedConsumerConfig{FilterSubjects: []string{SubjectCancel}})
 	if err != nil {
 		return fmt.Errorf("worker: cancel subscription: %w", err)
@@ -267,6 +277,7 @@ func (w *Worker) stop() {
 	}
 	close(w.stopLoops)
 	w.loops.Wait()
+	w.approvalsOf().close()
 	if w.cancelSub != nil {
 		w.cancelSub.Stop()
 		<-w.cancelSub.Closed()
@@ -383,6 +394,9 @@ func (w *Worker) process(msg jetstream.Msg, deliveries, seq uint64) {
 		w.publishAck(ackOf(a, w.cfg.id, AckError, "", err.Error()))
 		w.logger.Warn("cannot run the assignment now; handing it back", "assignment_id", a.AssignmentID, "error", err)
 		w.nak(msg, time.Second)
+		return
+	case isApproval(st):
+		w.park(msg, a, accepted, deliveries, seq)
 		return
 	}
 	w.run(msg, a, st, accepted, seq)
@@ -562,6 +576,8 @@ func (w *Worker) onCancel(msg jetstream.Msg) {
 		return
 	}
 	now := time.Now()
+	// A parked approval holds no entry: withdraw it from the bucket.
+	defer w.approvalsOf().withdraw(c.AssignmentID, c.Reason)
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	w.cancelled[c.AssignmentID] = now

@@ -17,7 +17,7 @@
 // it withdraws the request (cancelled, cancelled_by_user).
 //
 // The waiting itself is not done by this package's block body: a host that
-// serves approvals (host/serve) parks the step durably — no WebAssembly
+// serves approvals (host/serve, host/worker) parks the step durably — no WebAssembly
 // instance, no goroutine, no executor worker — until a decision, the
 // deadline or a cancellation, and only then runs the block, with the
 // decision in the step's context (WithDecision), to produce the result
@@ -60,10 +60,20 @@ const (
 func init() {
 	plugins.Register(plugins.Plugin{
 		Name:    Name,
-		Summary: "wait for a person's decision, with a deadline (hosted by blockhost serve)",
+		Summary: "wait for a person's decision, with a deadline (under blockhost serve or worker)",
 		Run:     Run,
 	})
 }
+
+// The states of an approval as the hosts store and show them: pending
+// until one of the other four ends it.
+const (
+	StatePending   = "pending"
+	StateApproved  = "approved"
+	StateDenied    = "denied"
+	StateExpired   = "expired"
+	StateWithdrawn = "withdrawn"
+)
 
 // Input is the block's input.
 type Input struct {
@@ -153,7 +163,7 @@ func Run(ctx context.Context, call *host.Call) ([]byte, error) {
 	d, ok := ctx.Value(decisionKey{}).(Decision)
 	if !ok {
 		return nil, abi.NewError(abi.CodeResourceUnavailable, abi.ClassPermanent,
-			"human.approval waits for a person: run it under `blockhost serve`, which holds the step until an approver decides")
+			"human.approval waits for a person: run it under `blockhost serve` or `blockhost worker`, which hold the step until an approver decides")
 	}
 	if _, err := ParseInput(call.Step.Input); err != nil {
 		return nil, abi.NewError(abi.CodeInvalidInput, abi.ClassPermanent, err.Error())
