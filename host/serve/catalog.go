@@ -3,13 +3,11 @@ package serve
 import (
 	"cmp"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
 	"maps"
-	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/blockhost/blockhost/host"
@@ -77,15 +75,20 @@ func loadBlock(ctx context.Context, svc *job.Service, b BlockConfig) (*entry, er
 	if err != nil {
 		return nil, bad("%v", err)
 	}
-	wasm, err := os.ReadFile(m.Module)
+	// The pins (the catalog's and the manifest's) are checked by the
+	// request model on the bytes it compiles, and the digest shown is
+	// theirs: the module is read once.
+	xr, err := svc.Resolve(ctx, job.Request{Manifest: m.Path, SHA256: b.SHA256})
 	if err != nil {
-		return nil, bad("module: %v", err)
+		ce := bad("%v", err).(*ConfigError)
+		ce.Err = err
+		return nil, ce
 	}
-	sum := sha256.Sum256(wasm)
-	digest := hex.EncodeToString(sum[:])
-	if b.SHA256 != "" && b.SHA256 != digest {
-		return nil, bad("module %s has sha256 %s, not the pinned %s", m.Module, digest, b.SHA256)
+	d, ok := xr.Runner.(interface{ Digest() string })
+	if !ok {
+		return nil, bad("module %s is not a WebAssembly module", m.Module)
 	}
+	digest := strings.TrimPrefix(d.Digest(), "sha256:")
 	e := &entry{name: b.Name, kind: "wasm", manifest: m, module: m.Module, sha256: digest,
 		idempotent: b.Idempotent, pool: b.Pool,
 		limits: host.Limits{Timeout: m.Limits.Timeout, Memory: m.Limits.Memory, Output: m.Limits.Output, Log: m.Limits.Log}.Or(host.DefaultLimits)}
@@ -102,9 +105,6 @@ func loadBlock(ctx context.Context, svc *job.Service, b BlockConfig) (*entry, er
 		e.grants.FS = append(e.grants.FS, g)
 	}
 	if err := fscap.ValidateGrants(e.grants.FS); err != nil {
-		return nil, bad("%v", err)
-	}
-	if _, err := svc.Resolve(ctx, job.Request{Manifest: m.Path}); err != nil {
 		return nil, bad("%v", err)
 	}
 	return e, nil
