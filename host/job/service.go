@@ -57,6 +57,9 @@ type loaded struct {
 	module string
 	digest string
 	size   int
+	// engine runs the module (empty for a built-in); manifest and pinned
+	// are the manifest's path and pin ("sha256:hex"), when there is one.
+	engine, manifest, pinned string
 	// extended lists the overrides' grants added to a manifest's
 	// (Settings.Extensions), allowed by ExtendGrants.
 	extended []string
@@ -368,7 +371,7 @@ func (s *Service) loadModule(ctx context.Context, path, builtin, name, engineNam
 	if err != nil {
 		return nil, err
 	}
-	return &loaded{runner: blk, module: path, digest: digest, size: len(wasm)}, nil
+	return &loaded{runner: blk, module: path, digest: digest, size: len(wasm), engine: rt.Engine()}, nil
 }
 
 func builtinNames() string {
@@ -414,7 +417,7 @@ func (s *Service) loadManifest(ctx context.Context, path string) (*loaded, error
 	if err != nil {
 		return nil, err
 	}
-	l.extended = ext
+	l.extended, l.manifest, l.pinned = ext, path, pinned
 	if pinned == "" && s.cfg.logger != nil {
 		// Once per manifest: a Service loads each manifest once.
 		s.cfg.logger.Warn("the manifest does not pin its module: any module at its path runs under its grants; "+
