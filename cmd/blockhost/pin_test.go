@@ -1,13 +1,17 @@
 package main
 
 import (
+	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/blockhost/blockhost/abi"
 )
@@ -93,5 +97,18 @@ func TestRun_pinnedModule(t *testing.T) {
 	}
 	if n := strings.Count(r.stderr, "does not pin its module"); n != 1 {
 		t.Errorf("%d warnings about the unpinned manifest, want 1:\n%s", n, r.stderr)
+	}
+
+	// The worker's configuration pins too: it does not start (exit 2,
+	// before any NATS server) with a module that is not the pinned one.
+	conf := write("worker.hcl", fmt.Appendf(nil, "block \"echo\" {\n  module = \"plain.wasm\"\n  sha256 = %q\n}\n", hexOf(other)))
+	// A worker that starts anyway is stopped by the hang-catcher.
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+	var stderr bytes.Buffer
+	code := runMain(ctx, []string{"blockhost", "--log-level", "off", "worker", "--no-cache", "--store", filepath.Join(dir, "nats"),
+		"--nats-listen", "127.0.0.1:0", "--http", "off", "--config", conf}, strings.NewReader(""), io.Discard, &stderr)
+	if code != exitUsage || !strings.Contains(stderr.String(), hexOf(other)) || !strings.Contains(stderr.String(), hexOf(echo)) {
+		t.Errorf("worker with a module that is not the pinned one: exit %d\n%s", code, stderr.String())
 	}
 }
