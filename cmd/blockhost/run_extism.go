@@ -17,7 +17,7 @@ func init() {
 			&cli.StringSliceFlag{Name: "config", Usage: "an Extism plugin's config `KEY=VALUE` (repeatable)"},
 		},
 		apply:    applyExtism,
-		commands: []string{"run", "batch"},
+		commands: []string{"run", "batch", "inspect"},
 	})
 }
 

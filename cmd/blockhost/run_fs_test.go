@@ -114,8 +114,9 @@ func TestRun_allowDirManifest(t *testing.T) {
 	if r.code != exitError || r.res.Error.Code != abi.CodeQuotaExceeded {
 		t.Fatalf("over the quota: exit %d\n%s", r.code, r.stdout)
 	}
-	// A flag for the same guest path replaces the manifest's grant.
-	r = runCLI(t, "", "--log-level", "off", "run", "--no-cache", "--manifest", man,
+	// With --extend-grants, a flag for the same guest path replaces the
+	// manifest's grant.
+	r = runCLI(t, "", "--log-level", "off", "run", "--no-cache", "--manifest", man, "--extend-grants",
 		"--allow-dir", filepath.Join(dir, "other")+":/in:rw", "--input", `{"ops":[{"op":"write","path":"/in/c.txt","data":"x"}]}`)
 	if r.code != exitSuccess {
 		t.Fatalf("exit %d\n%s", r.code, r.stdout)

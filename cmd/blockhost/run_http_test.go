@@ -258,7 +258,13 @@ func TestRun_httpManifest(t *testing.T) {
 	if r.code != exitError || r.res.Error == nil || r.res.Error.Code != abi.CodePermissionDenied {
 		t.Fatalf("without the flag: exit %d %s", r.code, r.stdout)
 	}
+	// A flag widens the manifest only with --extend-grants.
 	r = runCLI(t, "", "--log-level", "off", "run", "--cache-dir", cache, "--manifest", path, "--allow-http", other+"/ allow_ranges=127.0.0.1/32", "--input", in)
+	if r.code != exitUsage || r.stdout != "" || !strings.Contains(r.stderr, "--extend-grants") {
+		t.Fatalf("the flag without --extend-grants: exit %d %s\n%s", r.code, r.stdout, r.stderr)
+	}
+	r = runCLI(t, "", "--log-level", "off", "run", "--cache-dir", cache, "--manifest", path, "--extend-grants",
+		"--allow-http", other+"/ allow_ranges=127.0.0.1/32", "--input", in)
 	if status, b, g := body(r); r.code != exitSuccess || status != 200 || b != "hello, cy" || g != "allow-http-1" {
 		t.Fatalf("with the flag: exit %d %s\n%s", r.code, r.stdout, r.stderr)
 	}

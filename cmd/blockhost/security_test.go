@@ -5,9 +5,12 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/blockhost/blockhost/abi"
@@ -64,5 +67,65 @@ func TestRun_envTakenWhole(t *testing.T) {
 	slices.Sort(got.Env)
 	if !slices.Equal(got.Env, []string{"LIST=a,b,c", "ONE=1"}) {
 		t.Errorf("guest environment %q", got.Env)
+	}
+}
+
+// TestRun_flagsDoNotWidenTheManifest is the widened-manifest case of issue
+// 11: under a manifest granting /v1/ of a server, --allow-http for the
+// whole server is refused (exit 2, no request sent) unless --extend-grants
+// is given; --allow-dir and --env likewise.
+func TestRun_flagsDoNotWidenTheManifest(t *testing.T) {
+	var private atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/private.txt" {
+			private.Add(1)
+		}
+		fmt.Fprint(w, r.URL.Path)
+	}))
+	defer srv.Close()
+	u, _ := url.Parse(srv.URL)
+	dir := t.TempDir()
+	mf := filepath.Join(dir, "fetch.hcl")
+	src := fmt.Sprintf(`block "fetch" {
+  module = "http.request"
+  capabilities {
+    http {
+      grant "v1" {
+        scheme       = "http"
+        host         = "127.0.0.1"
+        port         = %s
+        paths        = ["/v1/"]
+        allow_ranges = ["127.0.0.1/32"]
+      }
+    }
+  }
+}
+`, u.Port())
+	if err := os.WriteFile(mf, []byte(src), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	in := `{"url":"` + srv.URL + `/private.txt"}`
+	widen := "http://127.0.0.1:" + u.Port() + "/ allow_ranges=127.0.0.1/32"
+	for _, flags := range [][]string{
+		{"--allow-http", widen},
+		{"--allow-dir", dir + ":/data"},
+		{"--env", "TOKEN=x"},
+	} {
+		args := append([]string{"--log-level", "off", "run", "-m", mf, "--input", in}, flags...)
+		if r := runCLI(t, "", args...); r.code != exitUsage || r.stdout != "" || !strings.Contains(r.stderr, "--extend-grants") {
+			t.Errorf("%s without --extend-grants: exit %d\nstdout %s\nstderr %s", flags[0], r.code, r.stdout, r.stderr)
+		}
+	}
+	if n := private.Load(); n != 0 {
+		t.Fatalf("%d requests reached /private.txt", n)
+	}
+	// The manifest alone is denied there; --extend-grants is the only
+	// difference that lets the flag's grant reach it.
+	if r := runCLI(t, "", "--log-level", "off", "run", "-m", mf, "--input", in); r.code != exitError || r.res.Error == nil || r.res.Error.Code != abi.CodePermissionDenied {
+		t.Errorf("the manifest alone: exit %d\n%s", r.code, r.stdout)
+	}
+	r := runCLI(t, "", "--log-level", "off", "run", "-m", mf, "--extend-grants", "--allow-http", widen, "--input", in)
+	if r.code != exitSuccess || private.Load() != 1 {
+		t.Errorf("with --extend-grants: exit %d, %d requests\n%s\n%s", r.code, private.Load(), r.stdout, r.stderr)
 	}
 }

@@ -36,8 +36,9 @@ func workerCommand() *cli.Command {
 			"--store, listening on --nats-listen so that more workers and `blockhost submit` can join.\n" +
 			"Job types: the built-ins (" + strings.Join(builtinJobTypes, ", ") + ")\n" +
 			"under the --allow-http and --allow-dir grants, and each WebAssembly block of --config\n" +
-			"(block \"TYPE\" { manifest = \"…\" }) or --block. human.approval waits, holding no slot, for a\n" +
-			"decision on caf.exec.approval.v1.decide.ID (blockhost decide) or its deadline.\n" +
+			"(block \"TYPE\" { manifest = \"…\" sha256 = \"…\" }) or --block. human.approval waits,\n" +
+			"holding no slot, for a decision on caf.exec.approval.v1.decide.ID (blockhost decide) or\n" +
+			"its deadline.\n" +
 			"SIGTERM or Ctrl-C drains: no more fetching, running steps finish within --drain-timeout,\n" +
 			"the rest is handed back. A second signal cancels the running steps and publishes their\n" +
 			"cancelled results.",
@@ -69,6 +70,8 @@ type workerFile struct {
 		Type     string `hcl:"type,label"`
 		Manifest string `hcl:"manifest,optional"`
 		Module   string `hcl:"module,optional"`
+		// SHA256 pins the module (job.Request.SHA256).
+		SHA256 string `hcl:"sha256,optional"`
 	} `hcl:"block,block"`
 }
 
@@ -214,15 +217,15 @@ func workerTypes(c *cli.Context) (map[string]job.Request, error) {
 		types[name] = job.Request{Block: worker.BuiltinName(name)}
 	}
 	configured := map[string]bool{}
-	add := func(where, jobType, path string, module bool) error {
+	add := func(where, jobType, path, pin string, module bool) error {
 		if configured[jobType] {
 			return usageErrorf("%s: job type %q is configured twice", where, jobType)
 		}
 		configured[jobType] = true
 		if module || strings.HasSuffix(path, ".wasm") {
-			types[jobType] = job.Request{Block: path}
+			types[jobType] = job.Request{Block: path, SHA256: pin}
 		} else {
-			types[jobType] = job.Request{Manifest: path}
+			types[jobType] = job.Request{Manifest: path, SHA256: pin}
 		}
 		return nil
 	}
@@ -239,7 +242,7 @@ func workerTypes(c *cli.Context) (map[string]job.Request, error) {
 			if !filepath.IsAbs(p) {
 				p = filepath.Join(filepath.Dir(path), p)
 			}
-			if err := add(path, b.Type, p, b.Module != ""); err != nil {
+			if err := add(path, b.Type, p, b.SHA256, b.Module != ""); err != nil {
 				return nil, err
 			}
 		}
@@ -249,7 +252,7 @@ func workerTypes(c *cli.Context) (map[string]job.Request, error) {
 		if !ok || t == "" || p == "" {
 			return nil, usageErrorf("invalid --block %q: want TYPE=MODULE.wasm or TYPE=MANIFEST", s)
 		}
-		if err := add("--block", t, p, false); err != nil {
+		if err := add("--block", t, p, "", false); err != nil {
 			return nil, err
 		}
 	}

@@ -156,9 +156,9 @@ func (d *differ) env(old, new map[string]string) {
 	}
 }
 
-// describeHTTP spells a grant the way --allow-http would, with its
+// DescribeHTTP spells a grant the way --allow-http would, with its
 // options.
-func describeHTTP(g httpcap.Grant) string {
+func DescribeHTTP(g httpcap.Grant) string {
 	methods := g.Methods
 	if len(methods) == 0 {
 		methods = httpcap.DefaultMethods
@@ -204,14 +204,14 @@ func (d *differ) http(old, new []httpcap.Grant) {
 	om, nm := byName(old), byName(new)
 	for _, g := range old {
 		if _, ok := nm[g.Name]; !ok {
-			d.add(Revokes, fmt.Sprintf("http grant %q", g.Name), "", "", "", "removed: "+describeHTTP(g))
+			d.add(Revokes, fmt.Sprintf("http grant %q", g.Name), "", "", "", "removed: "+DescribeHTTP(g))
 		}
 	}
 	for _, g := range new {
 		o, ok := om[g.Name]
 		where := fmt.Sprintf("http grant %q", g.Name)
 		if !ok {
-			d.add(Grants, where, "", "", "", "added: "+describeHTTP(g))
+			d.add(Grants, where, "", "", "", "added: "+DescribeHTTP(g))
 			continue
 		}
 		d.httpGrant(where, o, g)

@@ -47,6 +47,12 @@ type Request struct {
 	// QueueTimeout bounds the wait for the first attempt; zero means the
 	// executor's.
 	QueueTimeout time.Duration
+
+	// ExtendedGrants lists the grants the operator added to a manifest's
+	// with --extend-grants (job.Settings.Extensions), for the audit
+	// record of the step; empty when the manifest's grants are all. The
+	// executor does not read it: Step.Grants are what the step gets.
+	ExtendedGrants []string
 }
 
 // Priority orders queued steps: a higher priority runs first, except

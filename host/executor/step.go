@@ -22,6 +22,9 @@ type step struct {
 	req    Request
 	policy RetryPolicy
 	block  string
+	// module is the runner's digest ("sha256:HEX") when it has one, so
+	// that results the executor makes itself carry it too.
+	module string
 	level  int
 	tenant string
 	dep    string // the request's dependency
@@ -68,6 +71,9 @@ func (e *Executor) newStep(req Request, now time.Time) (*step, string) {
 	}
 	if req.Runner != nil {
 		s.block = req.Runner.Name()
+		if d, ok := req.Runner.(digester); ok {
+			s.module = d.Digest()
+		}
 	}
 	s.tenant, s.dep = req.TenantID, req.Dependency
 	s.policy = req.Retry.Or(e.cfg.retry)
@@ -93,6 +99,9 @@ func (e *Executor) newStep(req Request, now time.Time) (*step, string) {
 	}
 	return s, ""
 }
+
+// digester is a runner that knows its module's digest, as *host.Block does.
+type digester interface{ Digest() string }
 
 func (s *step) poolName() string {
 	if s.p == nil {
@@ -329,13 +338,13 @@ func (s *step) runSafely(ctx context.Context) (res *abi.StepResult) {
 	defer func() {
 		if p := recover(); p != nil {
 			s.e.logger.Error("runner panicked", append(s.logFields(), "panic", p)...)
-			res = &abi.StepResult{StepID: s.req.Step.ID, Block: s.block, Status: abi.StatusError,
+			res = &abi.StepResult{StepID: s.req.Step.ID, Block: s.block, Module: s.module, Status: abi.StatusError,
 				Error: abi.NewError(abi.CodeInternalError, abi.ClassPermanent, fmt.Sprintf("runner failed: %v", p))}
 		}
 	}()
 	res = s.req.Runner.Run(ctx, s.req.Step)
 	if res == nil || !res.Status.Valid() {
-		return &abi.StepResult{StepID: s.req.Step.ID, Block: s.block, Status: abi.StatusError,
+		return &abi.StepResult{StepID: s.req.Step.ID, Block: s.block, Module: s.module, Status: abi.StatusError,
 			Error: abi.NewError(abi.CodeInternalError, abi.ClassPermanent, "runner returned no valid result")}
 	}
 	return res
@@ -382,7 +391,8 @@ func (s *step) addUsage(res *abi.StepResult) {
 
 // base returns a result carrying what the executor knows of the step.
 func (s *step) base() *abi.StepResult {
-	res := &abi.StepResult{StepID: s.req.Step.ID, Block: s.block, Attempts: s.attempts, RetriesUsed: max(s.attempts-1, 0), Usage: s.usage}
+	res := &abi.StepResult{StepID: s.req.Step.ID, Block: s.block, Module: s.module, Attempts: s.attempts,
+		RetriesUsed: max(s.attempts-1, 0), Usage: s.usage}
 	res.Usage.BytesIn = uint64(len(s.req.Step.Input))
 	return res
 }
@@ -391,6 +401,7 @@ func (s *step) base() *abi.StepResult {
 func (s *step) final(res *abi.StepResult, note string) *abi.StepResult {
 	b := s.base()
 	res.StepID, res.Attempts, res.RetriesUsed = b.StepID, b.Attempts, b.RetriesUsed
+	res.Module = cmp.Or(res.Module, b.Module)
 	res.Usage = b.Usage
 	if note != "" && res.Error != nil {
 		res.Error = noted(res.Error, note)

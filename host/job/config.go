@@ -4,11 +4,13 @@ import (
 	"crypto/ed25519"
 	"fmt"
 	"maps"
+	"slices"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/blockhost/blockhost/host"
+	"github.com/blockhost/blockhost/host/audit"
 	"github.com/blockhost/blockhost/host/engine"
 	"github.com/blockhost/blockhost/host/executor"
 	"github.com/blockhost/blockhost/host/fscap"
@@ -53,11 +55,40 @@ type Settings struct {
 	// Config is added to an Extism plugin's config from its manifest; a
 	// key here replaces the manifest's.
 	Config map[string]string
+	// ExtendGrants lets Env, HTTP and FS add to (or, for the same
+	// variable or guest path, replace) what a manifest grants. Without it
+	// a manifest is the whole of what its block may do: a request naming
+	// a manifest while any of them is set is refused (ErrGrantsWidened),
+	// so that a flag never silently widens a reviewed manifest. Blocks
+	// named without a manifest get these grants either way.
+	ExtendGrants bool
 	// TrustedKeys, when set, run a block only from a manifest signed by
 	// one of them (host/sign): an unsigned or wrongly signed manifest, a
 	// module that is not the signed one, or a block named without a
 	// manifest does not load.
 	TrustedKeys []ed25519.PublicKey
+}
+
+// Extensions describes each grant s adds to a manifest's, one string
+// each, sorted by kind: `env NAME`, `http grant "NAME": METHODS URL…`,
+// `directory grant GUEST: HOST (ro|rw)`. It is what a WidenError lists
+// and what executor.Request.ExtendedGrants records.
+func (s Settings) Extensions() []string {
+	var ext []string
+	for _, k := range slices.Sorted(maps.Keys(s.Env)) {
+		ext = append(ext, "env "+k)
+	}
+	for _, g := range s.HTTP {
+		ext = append(ext, fmt.Sprintf("http grant %q: %s", g.Name, audit.DescribeHTTP(g)))
+	}
+	for _, g := range s.FS {
+		mode := "rw"
+		if g.ReadOnly {
+			mode = "ro"
+		}
+		ext = append(ext, fmt.Sprintf("directory grant %s: %s (%s)", g.GuestPath, g.HostDir, mode))
+	}
+	return ext
 }
 
 // Config configures a Service. It is immutable: each With method returns

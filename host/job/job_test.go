@@ -159,7 +159,7 @@ func TestResolve_flagsWin(t *testing.T) {
 	check("line over manifest", job.Settings{}, 2*time.Second, 32<<20, 4,
 		map[string]string{"A": "manifest", "B": "line", "C": "line"})
 	check("flags over line", job.Settings{Limits: host.Limits{Timeout: 3 * time.Second, Memory: 16 << 20},
-		Retry: executorPolicy(1), Env: map[string]string{"C": "flag"}}, 3*time.Second, 16<<20, 1,
+		Retry: executorPolicy(1), Env: map[string]string{"C": "flag"}, ExtendGrants: true}, 3*time.Second, 16<<20, 1,
 		map[string]string{"A": "manifest", "B": "line", "C": "flag"})
 	line.Timeout, line.Retry = 0, nil
 	check("manifest alone", job.Settings{}, time.Second, 32<<20, 2, nil)

@@ -30,6 +30,11 @@ type Request struct {
 	Block string `json:"block,omitempty"`
 	// Manifest is the path of a block manifest (docs/manifest.md).
 	Manifest string `json:"manifest,omitempty"`
+	// SHA256 pins the module: 64 hexadecimal digits, optionally after
+	// "sha256:". A request whose block or manifest names another module
+	// (or a built-in block) is refused (ErrPinMismatch), on top of the
+	// manifest's own pin.
+	SHA256 string `json:"sha256,omitempty"`
 
 	// Input is the step's input as JSON text. At most one of Input,
 	// InputText and InputBase64 may be set.

@@ -51,7 +51,19 @@ type loaded struct {
 	priority executor.Priority
 	function string            // the manifest's (extism.go)
 	config   map[string]string // the manifest's
-	err      error             // why it cannot be loaded; remembered
+	// module is the module file's path or the built-in block's name;
+	// digest ("sha256:HEX", empty for a built-in) and size are those of
+	// the bytes compiled.
+	module string
+	digest string
+	size   int
+	// engine runs the module (empty for a built-in); manifest and pinned
+	// are the manifest's path and pin ("sha256:hex"), when there is one.
+	engine, manifest, pinned string
+	// extended lists the overrides' grants added to a manifest's
+	// (Settings.Extensions), allowed by ExtendGrants.
+	extended []string
+	err      error // why it cannot be loaded; remembered
 }
 
 // New builds a Service: it validates cfg and starts the executor. Runtimes
@@ -156,6 +168,10 @@ func (s *Service) Resolve(ctx context.Context, r Request) (executor.Request, err
 			return fail("env", "%v", err)
 		}
 	}
+	pin, ok := normalizeDigest(r.SHA256)
+	if !ok {
+		return fail("sha256", "%q is not a SHA-256 digest: 64 hexadecimal digits, optionally after \"sha256:\"", r.SHA256)
+	}
 	var line executor.RetryPolicy
 	if rr := r.Retry; rr != nil {
 		if rr.MaxAttempts != nil {
@@ -177,6 +193,14 @@ func (s *Service) Resolve(ctx context.Context, r Request) (executor.Request, err
 	l, err := s.load(ctx, r)
 	if err != nil {
 		return executor.Request{}, err
+	}
+	if pin != "" && pin != l.digest {
+		return executor.Request{}, &LoadError{Block: r.blockName(), Module: l.digest,
+			Err: &PinError{Path: l.module, By: "request's sha256", Pinned: pin, Actual: l.digest}}
+	}
+	// From here on the module is known: an error names its digest.
+	fail = func(field, format string, args ...any) (executor.Request, error) {
+		return executor.Request{}, &FieldError{StepID: r.StepID, Field: field, Problem: fmt.Sprintf(format, args...), Module: l.digest}
 	}
 
 	o := s.cfg.overrides
@@ -217,7 +241,21 @@ func (s *Service) Resolve(ctx context.Context, r Request) (executor.Request, err
 		FlowID:         r.FlowID,
 		IdempotencyKey: r.IdempotencyKey,
 		Dependency:     r.Dependency,
+		ExtendedGrants: l.extended,
 	}, nil
+}
+
+// normalizeDigest turns a pin, "HEX" or "sha256:HEX", into "sha256:hex";
+// "" stays "". ok is false for anything else.
+func normalizeDigest(pin string) (digest string, ok bool) {
+	if pin == "" {
+		return "", true
+	}
+	h := strings.ToLower(strings.TrimPrefix(pin, "sha256:"))
+	if len(h) != 2*sha256.Size || strings.Trim(h, "0123456789abcdef") != "" {
+		return "", false
+	}
+	return "sha256:" + h, true
 }
 
 // first returns the first non-zero duration.
@@ -263,7 +301,7 @@ func (s *Service) load(ctx context.Context, r Request) (*loaded, error) {
 	if r.Manifest != "" {
 		l, err = s.loadManifest(ctx, r.Manifest)
 	} else {
-		l, err = s.loadModule(ctx, r.Block, "", strings.TrimSuffix(filepath.Base(r.Block), ".wasm"), s.cfg.overrides.Engine, "")
+		l, err = s.loadModule(ctx, r.Block, "", strings.TrimSuffix(filepath.Base(r.Block), ".wasm"), s.cfg.overrides.Engine, "", "")
 		if err == nil {
 			l.http, l.fs = s.http, s.cfg.overrides.FS
 		}
@@ -273,6 +311,10 @@ func (s *Service) load(ctx context.Context, r Request) (*loaded, error) {
 			return nil, &LoadError{Block: r.blockName(), Err: context.Cause(ctx)}
 		}
 		le := &LoadError{Block: r.blockName(), Err: err}
+		var pe *PinError
+		if errors.As(err, &pe) {
+			le.Module = pe.Actual
+		}
 		s.blocks[key] = &loaded{err: le}
 		return nil, le
 	}
@@ -282,9 +324,10 @@ func (s *Service) load(ctx context.Context, r Request) (*loaded, error) {
 
 // loadModule loads the block at path, or the built-in block named builtin
 // (path when empty) when no file exists at path. signed, when set, is the
-// module a signature names (sign.ModuleDigest): any other is refused, its
-// digest taken from the bytes loaded, not read again.
-func (s *Service) loadModule(ctx context.Context, path, builtin, name, engineName, signed string) (*loaded, error) {
+// module a signature names (sign.ModuleDigest), and pinned the digest a
+// manifest pins ("sha256:hex"): any other module is refused, its digest
+// taken from the bytes compiled, not read again.
+func (s *Service) loadModule(ctx context.Context, path, builtin, name, engineName, signed, pinned string) (*loaded, error) {
 	if builtin == "" {
 		builtin = path
 	}
@@ -294,11 +337,14 @@ func (s *Service) loadModule(ctx context.Context, path, builtin, name, engineNam
 				return nil, &sign.Error{Kind: sign.ErrModuleChanged, Path: path, Reason: fmt.Sprintf(
 					"the module changed since the manifest was signed (signed %s, now builtin:%s)", signed, p.Name)}
 			}
+			if pinned != "" {
+				return nil, &PinError{Path: path, By: "manifest", Pinned: pinned}
+			}
 			rt, err := s.runtime(ctx, "")
 			if err != nil {
 				return nil, err
 			}
-			return &loaded{runner: rt.Native(p.Name, p.Run)}, nil
+			return &loaded{runner: rt.Native(p.Name, p.Run), module: p.Name}, nil
 		}
 	}
 	wasm, err := os.ReadFile(path)
@@ -308,9 +354,14 @@ func (s *Service) loadModule(ctx context.Context, path, builtin, name, engineNam
 		}
 		return nil, fmt.Errorf("cannot read module: %w", err)
 	}
-	if sum := sha256.Sum256(wasm); signed != "" && signed != "sha256:"+hex.EncodeToString(sum[:]) {
+	sum := sha256.Sum256(wasm)
+	digest := "sha256:" + hex.EncodeToString(sum[:])
+	if signed != "" && signed != digest {
 		return nil, &sign.Error{Kind: sign.ErrModuleChanged, Path: path, Reason: fmt.Sprintf(
-			"the module changed since the manifest was signed (signed %s, now sha256:%x)", signed, sum)}
+			"the module changed since the manifest was signed (signed %s, now %s)", signed, digest)}
+	}
+	if pinned != "" && pinned != digest {
+		return nil, &PinError{Path: path, By: "manifest", Pinned: pinned, Actual: digest}
 	}
 	rt, err := s.runtime(ctx, engineName)
 	if err != nil {
@@ -320,7 +371,7 @@ func (s *Service) loadModule(ctx context.Context, path, builtin, name, engineNam
 	if err != nil {
 		return nil, err
 	}
-	return &loaded{runner: blk}, nil
+	return &loaded{runner: blk, module: path, digest: digest, size: len(wasm), engine: rt.Engine()}, nil
 }
 
 func builtinNames() string {
@@ -350,13 +401,27 @@ func (s *Service) loadManifest(ctx context.Context, path string) (*loaded, error
 		return nil, err
 	}
 	o := s.cfg.overrides
+	ext := o.Extensions()
+	if len(ext) > 0 && !o.ExtendGrants {
+		return nil, &WidenError{Manifest: path, Grants: ext}
+	}
 	eng := m.Engine
 	if o.Engine != "" {
 		eng = o.Engine
 	}
-	l, err := s.loadModule(ctx, m.Module, m.ModuleName, m.Name, eng, signed)
+	pinned := ""
+	if m.SHA256 != "" {
+		pinned = "sha256:" + m.SHA256 // the manifest checked its form
+	}
+	l, err := s.loadModule(ctx, m.Module, m.ModuleName, m.Name, eng, signed, pinned)
 	if err != nil {
 		return nil, err
+	}
+	l.extended, l.manifest, l.pinned = ext, path, pinned
+	if pinned == "" && s.cfg.logger != nil {
+		// Once per manifest: a Service loads each manifest once.
+		s.cfg.logger.Warn("the manifest does not pin its module: any module at its path runs under its grants; "+
+			"add sha256 = \"…\" (blockhost inspect prints it)", "manifest", path, "module", l.module, "digest", l.digest)
 	}
 	l.args, l.env = m.Args, m.Env
 	l.function, l.config = m.Function, m.Config
@@ -454,6 +519,15 @@ func ErrorResult(stepID, block string, err error) *abi.StepResult {
 		code = abi.CodeMissingRequiredField
 	case errors.As(err, &fe) && fe.Syntax:
 		code = abi.CodeInvalidFormat
+	}
+	// The module the request named, when it was read: a refused module's
+	// digest is the evidence of what was refused.
+	var le *LoadError
+	switch {
+	case errors.As(err, &fe) && fe.Module != "":
+		res.Module = fe.Module
+	case errors.As(err, &le) && le.Module != "":
+		res.Module = le.Module
 	}
 	res.Error = abi.NewError(code, abi.ClassPermanent, err.Error())
 	return res

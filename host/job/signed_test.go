@@ -27,13 +27,13 @@ func TestLoadModule_signedDigest(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	if _, err := svc.loadModule(ctx, path, "", "echo", "", "sha256:"+strings.Repeat("0", 64)); !errors.Is(err, sign.ErrModuleChanged) {
+	if _, err := svc.loadModule(ctx, path, "", "echo", "", "sha256:"+strings.Repeat("0", 64), ""); !errors.Is(err, sign.ErrModuleChanged) {
 		t.Errorf("another digest: %v", err)
 	}
-	if _, err := svc.loadModule(ctx, "jobtest.upper", "", "x", "", "builtin:jobtest.wait"); !errors.Is(err, sign.ErrModuleChanged) {
+	if _, err := svc.loadModule(ctx, "jobtest.upper", "", "x", "", "builtin:jobtest.wait", ""); !errors.Is(err, sign.ErrModuleChanged) {
 		t.Errorf("another built-in block: %v", err)
 	}
-	if _, err := svc.loadModule(ctx, path, "", "echo", "", ""); err != nil {
+	if _, err := svc.loadModule(ctx, path, "", "echo", "", "", ""); err != nil {
 		t.Errorf("unsigned, no digest to check: %v", err)
 	}
 }

@@ -75,33 +75,23 @@ func loadBlock(ctx context.Context, svc *job.Service, b BlockConfig) (*entry, er
 	if err != nil {
 		return nil, bad("%v", err)
 	}
-	// The request model loads (reads and compiles) the module once, and
-	// every step of the block runs that compilation. The pin is checked
-	// on the digest of the bytes compiled — never on a second read of the
-	// file, which could differ from the first.
-	xr, err := svc.Resolve(ctx, job.Request{Manifest: m.Path})
+	// The pins (the catalog's and the manifest's) are checked by the
+	// request model on the bytes it compiles, and the digest shown is
+	// theirs: the module is read once.
+	xr, err := svc.Resolve(ctx, job.Request{Manifest: m.Path, SHA256: b.SHA256})
 	if err != nil {
-		return nil, bad("%v", err)
+		ce := bad("%v", err).(*ConfigError)
+		ce.Err = err
+		return nil, ce
 	}
-	var digest string
-	if d, ok := xr.Runner.(interface{ Digest() string }); ok {
-		digest = strings.TrimPrefix(d.Digest(), "sha256:")
+	d, ok := xr.Runner.(interface{ Digest() string })
+	if !ok {
+		return nil, bad("module %s is not a WebAssembly module", m.Module)
 	}
-	for _, pin := range []struct{ where, sum string }{{"the catalog's", b.SHA256}, {"its manifest's", m.SHA256}} {
-		switch {
-		case pin.sum == "" || pin.sum == digest:
-		case digest == "":
-			return nil, bad("module %s is the built-in block %s, which has no digest to match %s pin", m.ModuleName, xr.Runner.Name(), pin.where)
-		default:
-			return nil, bad("module %s has sha256 %s, not the pinned %s (%s pin)", m.Module, digest, pin.sum, pin.where)
-		}
-	}
+	digest := strings.TrimPrefix(d.Digest(), "sha256:")
 	e := &entry{name: b.Name, kind: "wasm", manifest: m, module: m.Module, sha256: digest,
 		idempotent: b.Idempotent, pool: b.Pool,
 		limits: host.Limits{Timeout: m.Limits.Timeout, Memory: m.Limits.Memory, Output: m.Limits.Output, Log: m.Limits.Log}.Or(host.DefaultLimits)}
-	if digest == "" {
-		e.kind = "builtin" // the manifest names a built-in block
-	}
 	e.grants.Env = m.Env
 	if len(m.HTTP) > 0 {
 		if e.grants.HTTP, err = httpcap.NewPolicy(m.HTTP...); err != nil {

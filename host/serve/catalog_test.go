@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/blockhost/blockhost/host/job"
 	"github.com/blockhost/blockhost/internal/testwasm"
 )
 
@@ -46,7 +47,7 @@ func TestCatalog_manifestBlock(t *testing.T) {
 
 	_, err := New(t.Context(), conf(strings.Repeat("0", 64)))
 	var ce *ConfigError
-	if !errors.As(err, &ce) || !strings.Contains(ce.Problem, "not the pinned") {
+	if !errors.As(err, &ce) || !errors.Is(err, job.ErrPinMismatch) {
 		t.Fatalf("a module that does not match its pin: %v", err)
 	}
 

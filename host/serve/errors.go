@@ -26,7 +26,13 @@ type ConfigError struct {
 	Where string
 	// Problem says what is wrong.
 	Problem string
+	// Err is the cause, when another package found the problem (a
+	// *job.PinError for a module that is not the pinned one); may be nil.
+	Err error
 }
+
+// Unwrap returns the cause, if any.
+func (e *ConfigError) Unwrap() error { return e.Err }
 
 func (e *ConfigError) Error() string {
 	if e.Where == "" {
