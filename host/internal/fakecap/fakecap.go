@@ -1,12 +1,17 @@
 // Package fakecap is a capability for the host's tests: added to a host
 // by importing it, as any new capability is, it records what the host
-// hands it. It has no host functions (the ABI has none for it).
+// hands it. It has no host functions (the ABI has none for it); it has a
+// manifest section, capabilities { fake { tag = "…" } }, and a flag,
+// --allow-fake TAG, which appends "+TAG" to the manifest's tag.
 package fakecap
 
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
+
+	"github.com/hashicorp/hcl/v2"
 
 	"github.com/blockhost/blockhost/host/capability"
 )
@@ -76,3 +81,42 @@ func Opened(id string) []*State {
 
 // ErrOpen is an error a grant can ask Open to fail with.
 var ErrOpen = errors.New("fakecap: cannot open")
+
+// DecodeSection reads fake { tag = "…" }.
+func (Capability) DecodeSection(body hcl.Body, _ string) (any, hcl.Diagnostics) {
+	var g struct {
+		Tag string `hcl:"tag"`
+	}
+	attrs, diags := body.JustAttributes()
+	if diags.HasErrors() {
+		return nil, diags
+	}
+	a, ok := attrs["tag"]
+	if !ok {
+		return nil, hcl.Diagnostics{{Severity: hcl.DiagError, Summary: "Missing tag", Subject: body.MissingItemRange().Ptr()}}
+	}
+	v, diags := a.Expr.Value(nil)
+	if diags.HasErrors() {
+		return nil, diags
+	}
+	g.Tag = v.AsString()
+	return Grant{Tag: g.Tag}, nil
+}
+
+// Flag is --allow-fake.
+func (Capability) Flag() (string, string) { return "allow-fake", "a test capability's `TAG`" }
+
+// ParseFlags appends "+TAG" to base's tag for each value; "bad" is refused.
+func (Capability) ParseFlags(values []string, base any) (any, error) {
+	var g Grant
+	if b, ok := base.(Grant); ok {
+		g = b
+	}
+	for _, v := range values {
+		if v == "bad" {
+			return nil, fmt.Errorf("tag %q is refused", v)
+		}
+		g.Tag += "+" + v
+	}
+	return g, nil
+}
