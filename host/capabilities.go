@@ -110,6 +110,3 @@ func (st *stepState) AddDirs(dirs ...engine.Dir) {
 	}
 	st.cfg.Dirs = append(st.cfg.Dirs, dirs...)
 }
-
-// Audit records a capability's event in the audit log (audit.go).
-func (st *stepState) Audit(e capability.Event) {}

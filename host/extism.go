@@ -150,7 +150,7 @@ func (b *Block) startExtism(ctx context.Context, st *stepState, step Step, cfg *
 		MaxBlockBytes: st.limits.Memory,
 		Log: func(l extism.Level, msg string) {
 			if st.admit(min(len(msg), maxMessage)) {
-				st.log().Log(hclogFromExtism[l], guestString([]byte(msg)))
+				st.guestLog().Log(hclogFromExtism[l], guestText([]byte(msg)))
 			}
 		},
 	}

@@ -7,6 +7,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/blockhost/blockhost/abi"
+	"github.com/blockhost/blockhost/host/auditlog"
 	"github.com/blockhost/blockhost/host/capability"
 	"github.com/blockhost/blockhost/host/engine"
 )
@@ -39,6 +40,8 @@ type stepState struct {
 	capsBuf [4]capability.State
 	// cfg is the run's configuration while open runs, for AddDirs.
 	cfg *engine.RunConfig
+	// audit is the runtime's audit log, or nil (auditlog.go).
+	audit *auditlog.Log
 }
 
 // hostFunctions are the functions of the blockhost import module: the core

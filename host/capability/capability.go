@@ -217,3 +217,13 @@ type FlagGrants interface {
 	// the value that was wrong.
 	ParseFlags(values []string, base any) (any, error)
 }
+
+// GrantDescriber is implemented by a capability that says what a grant
+// allows, for the audit log's step_start record. DescribeGrant returns a
+// value encoding/json writes, naming what a reviewer needs (grant names,
+// targets, modes, quotas) and no secret: a DSN's password, a header's
+// value, an environment variable's value never appear. A capability that
+// does not implement it is recorded by name alone.
+type GrantDescriber interface {
+	DescribeGrant(grant any) any
+}

@@ -4,7 +4,7 @@ import "github.com/hashicorp/go-hclog"
 
 // ClassifyForTest wraps an error from package os as an operation would.
 func ClassifyForTest(err error) error {
-	o := &op{name: "test", path: "/test", s: &Session{log: newOpLog(nullLogger())}}
+	o := &op{name: "test", path: "/test", s: &Session{log: newOpLog(nullLogger(), nil)}}
 	return o.end(err)
 }
 

@@ -25,7 +25,10 @@ func init() { capability.Register(Capability{}) }
 // code out.
 type Capability struct{}
 
-var _ capability.Capability = Capability{}
+var (
+	_ capability.Capability     = Capability{}
+	_ capability.GrantDescriber = Capability{}
+)
 
 // Name returns "fs".
 func (Capability) Name() string { return Name }
@@ -88,6 +91,7 @@ func (s *stepState) config() Config {
 		// A quota refusal ends the step as quota_exceeded even if the block
 		// carries on, as the output cap does (docs/abi.md §6, rule 5).
 		OnQuota: func(err error) { s.step.SetErr(StepError(err)) },
+		Audit:   s.step.Audit,
 	}
 }
 
@@ -310,4 +314,27 @@ func (s *stepState) rename(ctx context.Context, mem engine.Memory, args []uint64
 		return s.last.Invalid("the new path is out of bounds")
 	}
 	return s.failed(s.session.Rename(ctx, from, string(to)))
+}
+
+// DescribeGrant lists a []Grant for the audit log: each directory's name,
+// guest path, host directory, mode, quotas and operation timeout.
+func (Capability) DescribeGrant(grant any) any {
+	gs, _ := grant.([]Grant)
+	type auditGrant struct {
+		Name      string `json:"name"`
+		GuestPath string `json:"guest"`
+		HostDir   string `json:"host"`
+		ReadOnly  bool   `json:"read_only"`
+		WriteB    int64  `json:"quota_write_bytes"`
+		Files     int64  `json:"quota_files"`
+		FileSize  int64  `json:"quota_file_size"`
+		TimeoutMS int64  `json:"timeout_ms"`
+	}
+	out := make([]auditGrant, 0, len(gs))
+	for _, g := range gs {
+		g = g.withDefaults()
+		out = append(out, auditGrant{Name: g.Name, GuestPath: g.GuestPath, HostDir: g.HostDir, ReadOnly: g.ReadOnly,
+			WriteB: g.Quota.WriteBytes, Files: g.Quota.Files, FileSize: g.Quota.FileSize, TimeoutMS: g.Timeout.Milliseconds()})
+	}
+	return out
 }

@@ -14,6 +14,8 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/blockhost/blockhost/host/capability"
+
 	"github.com/blockhost/blockhost/host/engine"
 )
 
@@ -27,6 +29,11 @@ type Config struct {
 	// goroutine that asked for the write. The host uses it to end the step
 	// as quota_exceeded, as it does for the output cap.
 	OnQuota func(err error)
+	// Audit, if set, receives an event for every operation and every
+	// refusal, for the audit log: the operation, the guest path, the
+	// grant and the bytes moved. A WASI guest's reads and writes of a file
+	// it opened are one event, its open, not one per call.
+	Audit func(capability.Event)
 }
 
 // Session is one step's access to its granted directories. Every method
@@ -79,7 +86,7 @@ func Open(ctx context.Context, grants []Grant, cfg Config) (*Session, error) {
 	if logger == nil {
 		logger = hclog.NewNullLogger()
 	}
-	s := &Session{ctx: ctx, log: newOpLog(logger), onQuota: cfg.OnQuota, idle: make(chan struct{})}
+	s := &Session{ctx: ctx, log: newOpLog(logger, cfg.Audit), onQuota: cfg.OnQuota, idle: make(chan struct{})}
 	for _, g := range grants {
 		g = g.withDefaults()
 		octx, cancel := context.WithTimeoutCause(ctx, g.Timeout, errOpTimeout)

@@ -25,7 +25,10 @@ func init() { capability.Register(Capability{}) }
 // denied.
 type Capability struct{}
 
-var _ capability.Capability = Capability{}
+var (
+	_ capability.Capability     = Capability{}
+	_ capability.GrantDescriber = Capability{}
+)
 
 // Name returns "http".
 func (Capability) Name() string { return Name }
@@ -49,7 +52,7 @@ func (Capability) Open(ctx context.Context, step capability.Step, grant any) (ca
 	case nil:
 	case *Policy:
 		if p != nil {
-			s.session = NewSession(ctx, p, SessionConfig{Logger: step.Logger()})
+			s.session = NewSession(ctx, p, SessionConfig{Logger: step.Logger(), Audit: step.Audit})
 		}
 	default:
 		return nil, capability.ErrNoGrant
@@ -143,6 +146,8 @@ func (s *stepState) request(ctx context.Context, mem engine.Memory, args []uint6
 		return s.last.Fail(abi.ResultInvalid, abi.CodeInvalidInput, "request head is not a valid JSON request: %v", err)
 	}
 	if s.session == nil {
+		s.step.Audit(capability.Event{Capability: Name, Op: "request", Target: redact(head.URL), Denied: true,
+			Reason: "no HTTP grants", Fields: map[string]any{"method": head.Method}})
 		return s.last.Fail(abi.ResultDenied, abi.CodePermissionDenied, "no HTTP grants: this step may not use the network")
 	}
 	req := &Request{
@@ -273,4 +278,34 @@ func (s *stepState) close(_ context.Context, _ engine.Memory, args []uint64) abi
 	hr.resp.Body.Close()
 	delete(s.responses, uint32(args[0]))
 	return abi.ResultOK
+}
+
+// DescribeGrant lists what a *Policy allows, for the audit log: each
+// grant's name, scheme, host, port, methods, paths, the special ranges it
+// reaches and whether it is broad. Header values are never part of a
+// grant, so none appears.
+func (Capability) DescribeGrant(grant any) any {
+	p, _ := grant.(*Policy)
+	type auditGrant struct {
+		Name        string   `json:"name"`
+		Scheme      string   `json:"scheme"`
+		Host        string   `json:"host"`
+		Port        uint16   `json:"port"`
+		Methods     []string `json:"methods"`
+		Paths       []string `json:"paths"`
+		AllowRanges []string `json:"allow_ranges,omitempty"`
+		AllowBroad  bool     `json:"allow_broad,omitempty"`
+		Redirects   int      `json:"redirects,omitempty"`
+	}
+	gs := p.Grants()
+	out := make([]auditGrant, 0, len(gs))
+	for _, g := range gs {
+		a := auditGrant{Name: g.Name, Scheme: g.Scheme, Host: g.Host, Port: g.Port, Methods: g.Methods, Paths: g.Paths,
+			AllowBroad: g.AllowBroad, Redirects: g.Redirects}
+		for _, r := range g.AllowRanges {
+			a.AllowRanges = append(a.AllowRanges, r.String())
+		}
+		out = append(out, a)
+	}
+	return out
 }
