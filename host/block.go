@@ -73,6 +73,24 @@ type Step struct {
 	// Config is an Extism plugin's configuration, which it reads with
 	// config_get. It is the operator's, like Grants, never the input's.
 	Config map[string]string
+	// Audit is what the audit log's step_start record says of the step
+	// beyond what the host knows; the job layer fills it in.
+	Audit StepAudit
+}
+
+// StepAudit is what the caller tells the audit log about a step
+// (host/auditlog). It never changes what the step may do.
+type StepAudit struct {
+	// Tenant is the tenant the step runs for, when there are several.
+	Tenant string
+	// IDs are the step's identifiers outside the host, such as a job's
+	// or a request's, and the attempt number.
+	IDs map[string]string
+	// ExtendedGrants are the command-line grants allowed to widen the
+	// step's reviewed manifest (--extend-grants), as the operator gave
+	// them. host/job sets it from its settings; it is recorded as the
+	// step_start record's extended_grants.
+	ExtendedGrants []string
 }
 
 // Run executes one step in a fresh instance and returns its result. It
@@ -87,7 +105,7 @@ func (b *Block) Run(ctx context.Context, step Step) (res *abi.StepResult) {
 		step.ID = newStepID()
 	}
 	res = &abi.StepResult{StepID: step.ID, Block: b.name, Module: b.digest, Attempts: 1}
-	st := &stepState{block: b, id: step.ID, input: step.Input, limits: lim}
+	st := &stepState{block: b, id: step.ID, input: step.Input, limits: lim, audit: b.rt.audit}
 	st.output.limit = lim.Output
 	st.logBudget = lim.Log
 	st.tokens = logBurst
@@ -102,7 +120,13 @@ func (b *Block) Run(ctx context.Context, step Step) (res *abi.StepResult) {
 		res.Usage.BytesIn = uint64(len(step.Input))
 		res.Usage.HostCalls = st.hostCalls
 		res.LatencyMS = ms(time.Since(start))
+		if st.audit != nil {
+			st.auditEnd(res)
+		}
 	}()
+	if st.audit != nil {
+		st.auditStart(&step)
+	}
 
 	ctx, cancel := context.WithTimeoutCause(ctx, lim.Timeout, ErrStepTimeout)
 	defer cancel()

@@ -3,6 +3,8 @@ package host
 import (
 	"bytes"
 	"context"
+	"fmt"
+	"strings"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -20,11 +22,12 @@ const (
 
 // logState is the logging part of a step's state.
 type logState struct {
-	logger     hclog.Logger
-	logBudget  uint64
-	tokens     float64
-	lastRefill time.Time
-	dropped    uint64
+	logger      hclog.Logger
+	guestLogger hclog.Logger
+	logBudget   uint64
+	tokens      float64
+	lastRefill  time.Time
+	dropped     uint64
 }
 
 // admit charges one record of n bytes against the step's caps.
@@ -41,11 +44,66 @@ func (st *stepState) admit(n int) bool {
 	return true
 }
 
+// log is the logger of the host's records about the step, named
+// "block": the capabilities' records (an HTTP request, a file operation),
+// the count of dropped records. No text a guest wrote goes there.
 func (st *stepState) log() hclog.Logger {
 	if st.logger == nil {
 		st.logger = st.block.rt.logger.Named("block").With("step_id", st.id, "block", st.block.name)
 	}
 	return st.logger
+}
+
+// guestLog is the logger of what the guest wrote — the log host call, its
+// standard streams, an Extism plugin's log — named "guest", so that in
+// every format (text: "blockhost.guest: …"; JSON: "@module":
+// "blockhost.guest") a guest's record is marked as the guest's where the
+// guest cannot reach: the logger's name is the host's, written before the
+// guest's text, and guestText keeps that text on one line.
+func (st *stepState) guestLog() hclog.Logger {
+	if st.guestLogger == nil {
+		st.guestLogger = st.block.rt.logger.Named("guest").With("step_id", st.id, "block", st.block.name)
+	}
+	return st.guestLogger
+}
+
+// guestText is guestString with every control character escaped (a
+// newline as \n, others as \xNN), so that a guest's message or value
+// cannot end its record's line and start one that looks like the host's.
+func guestText(b []byte) string {
+	s := guestString(b)
+	clean := true
+	for _, r := range s {
+		if isControl(r) {
+			clean = false
+			break
+		}
+	}
+	if clean {
+		return s
+	}
+	var sb strings.Builder
+	for _, r := range s {
+		switch {
+		case r == '\n':
+			sb.WriteString(`\n`)
+		case r == '\r':
+			sb.WriteString(`\r`)
+		case r == '\t':
+			sb.WriteString(`\t`)
+		case isControl(r):
+			fmt.Fprintf(&sb, `\x%02x`, r)
+		default:
+			sb.WriteRune(r)
+		}
+	}
+	return sb.String()
+}
+
+// isControl reports C0 and C1 control characters and DEL, and the Unicode
+// line and paragraph separators.
+func isControl(r rune) bool {
+	return r < 0x20 || (r >= 0x7f && r <= 0x9f) || r == 0x2028 || r == 0x2029
 }
 
 // finishLog reports records dropped by the caps.
@@ -67,39 +125,31 @@ var hclogLevels = [...]hclog.Level{
 	abi.LevelError: hclog.Error,
 }
 
-func logCall(ctx context.Context, mem engine.Memory, stack []uint64) {
-	st, r := enter(ctx)
-	if r != abi.ResultOK {
-		ret(stack, r)
-		return
-	}
+func logCall(_ context.Context, st *stepState, mem engine.Memory, stack []uint64) abi.Result {
 	level := uint32(stack[0])
 	if level < abi.LevelTrace || level > abi.LevelError || mem == nil {
-		ret(stack, abi.ResultInvalid)
-		return
+		return abi.ResultInvalid
 	}
 	msg, ok := mem.Read(uint32(stack[1]), uint32(stack[2]))
 	if !ok {
-		ret(stack, abi.ResultInvalid)
-		return
+		return abi.ResultInvalid
 	}
 	kvBytes, ok := mem.Read(uint32(stack[3]), uint32(stack[4]))
 	if !ok {
-		ret(stack, abi.ResultInvalid)
-		return
+		return abi.ResultInvalid
 	}
 	kv, ok := decodeKV(kvBytes)
 	if !ok {
-		ret(stack, abi.ResultInvalid)
-		return
+		return abi.ResultInvalid
 	}
 	if !st.admit(min(len(msg), maxMessage) + len(kvBytes)) {
-		ret(stack, abi.ResultLimit)
-		return
+		return abi.ResultLimit
 	}
 	args := make([]any, 0, len(kv)+2)
 	for i, s := range kv {
-		if i%2 == 0 && reservedKeys[s] {
+		if i%2 == 0 && (reservedKeys[s] || strings.HasPrefix(s, "@")) {
+			// A key of the host's, or of the JSON format's own fields
+			// ("@module", "@message"), which hclog would let it replace.
 			s = "guest_" + s
 		}
 		args = append(args, s)
@@ -107,8 +157,8 @@ func logCall(ctx context.Context, mem engine.Memory, stack []uint64) {
 	if len(msg) > maxMessage {
 		args = append(args, "truncated", true)
 	}
-	st.log().Log(hclogLevels[level], guestString(msg), args...)
-	ret(stack, abi.ResultOK)
+	st.guestLog().Log(hclogLevels[level], guestText(msg), args...)
+	return abi.ResultOK
 }
 
 // decodeKV splits a key/value buffer of NUL-terminated strings. An empty
@@ -126,7 +176,7 @@ func decodeKV(b []byte) ([]string, bool) {
 	}
 	out := make([]string, len(parts))
 	for i, p := range parts {
-		out[i] = guestString(p)
+		out[i] = guestText(p)
 	}
 	return out, true
 }
@@ -178,7 +228,7 @@ func (w *logWriter) flush() {
 		return
 	}
 	if w.st.admit(min(len(line), maxMessage)) {
-		w.st.log().Info(guestString(line), "stream", w.stream)
+		w.st.guestLog().Info(guestText(line), "stream", w.stream)
 	}
 }
 

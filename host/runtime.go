@@ -12,6 +12,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/blockhost/blockhost/abi"
+	"github.com/blockhost/blockhost/host/auditlog"
 	"github.com/blockhost/blockhost/host/engine"
 	"github.com/blockhost/blockhost/host/extism"
 	// The default engine is always available.
@@ -65,6 +66,7 @@ type RuntimeConfig struct {
 	cacheDir string
 	logger   hclog.Logger
 	limits   Limits
+	audit    *auditlog.Log
 }
 
 // NewRuntimeConfig returns the default configuration: the wazero engine,
@@ -89,6 +91,11 @@ func (c RuntimeConfig) WithCacheDir(dir string) RuntimeConfig { c.cacheDir = dir
 // records. Nil means discard.
 func (c RuntimeConfig) WithLogger(l hclog.Logger) RuntimeConfig { c.logger = l; return c }
 
+// WithAuditLog makes every step record its start, every use and refusal
+// of a capability, and its end in l (host/auditlog), apart from the
+// general log. Nil, the default, keeps no audit log.
+func (c RuntimeConfig) WithAuditLog(l *auditlog.Log) RuntimeConfig { c.audit = l; return c }
+
 // WithLimits sets the default limits of every step; zero fields keep
 // DefaultLimits.
 func (c RuntimeConfig) WithLimits(l Limits) RuntimeConfig { c.limits = l.Or(DefaultLimits); return c }
@@ -99,6 +106,7 @@ type Runtime struct {
 	eng    engine.Engine
 	logger hclog.Logger
 	limits Limits
+	audit  *auditlog.Log
 
 	mu      sync.Mutex
 	modules map[[sha256.Size]byte]*compileEntry
@@ -124,6 +132,7 @@ func NewRuntime(ctx context.Context, cfg RuntimeConfig) (*Runtime, error) {
 	r := &Runtime{
 		logger:  logger,
 		limits:  cfg.limits.Or(DefaultLimits),
+		audit:   cfg.audit,
 		modules: map[[sha256.Size]byte]*compileEntry{},
 	}
 	eng, err := factory(ctx, engine.Config{

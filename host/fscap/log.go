@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+
+	"github.com/blockhost/blockhost/host/capability"
 )
 
 // Caps on the records one session writes, so that a block probing paths in
@@ -18,7 +20,8 @@ const (
 
 // opLog writes a session's file operation records.
 type opLog struct {
-	l hclog.Logger
+	l     hclog.Logger
+	audit func(capability.Event) // nil: no audit log
 
 	mu             sync.Mutex
 	ops, denials   int
@@ -26,7 +29,33 @@ type opLog struct {
 	droppedDenials int
 }
 
-func newOpLog(l hclog.Logger) *opLog { return &opLog{l: l.Named("fs")} }
+func newOpLog(l hclog.Logger, audit func(capability.Event)) *opLog {
+	return &opLog{l: l.Named("fs"), audit: audit}
+}
+
+// auditOp records the operation in the audit log, uncapped: the audit log
+// is the complete record, the general log a capped view.
+func (l *opLog) auditOp(o *op, e *Error) {
+	if l.audit == nil {
+		return
+	}
+	ev := capability.Event{Capability: Name, Op: o.name, Target: o.path, Bytes: o.bytes, Duration: time.Since(o.start)}
+	if o.g != nil {
+		ev.Grant = o.g.Name
+	}
+	if o.via != "" {
+		ev.Fields = map[string]any{"via": o.via}
+	}
+	if e != nil {
+		switch e.Class {
+		case ErrPermission, ErrQuota, ErrInvalidPath:
+			ev.Denied, ev.Reason = true, e.Error()
+		default:
+			ev.Error = e.Error()
+		}
+	}
+	l.audit(ev)
+}
 
 // fields are the fields every record carries. The step's own fields
 // (step_id, block) come with the logger.
@@ -53,6 +82,7 @@ func logPath(p string) string {
 }
 
 func (l *opLog) done(o *op) {
+	l.auditOp(o, nil)
 	if !l.l.IsDebug() {
 		return
 	}
@@ -75,6 +105,7 @@ func (l *opLog) admitOp() bool {
 }
 
 func (l *opLog) failed(o *op, e *Error) {
+	l.auditOp(o, e)
 	warn := false
 	switch e.Class {
 	case ErrPermission, ErrQuota, ErrInvalidPath, ErrTimeout, ErrUnavailable:

@@ -14,6 +14,8 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/blockhost/blockhost/host/capability"
+
 	"github.com/blockhost/blockhost/host/engine"
 )
 
@@ -27,6 +29,11 @@ type Config struct {
 	// goroutine that asked for the write. The host uses it to end the step
 	// as quota_exceeded, as it does for the output cap.
 	OnQuota func(err error)
+	// Audit, if set, receives an event for every operation and every
+	// refusal, for the audit log: the operation, the guest path, the
+	// grant and the bytes moved. A WASI guest's reads and writes of a file
+	// it opened are one event, its open, not one per call.
+	Audit func(capability.Event)
 }
 
 // Session is one step's access to its granted directories. Every method
@@ -79,7 +86,7 @@ func Open(ctx context.Context, grants []Grant, cfg Config) (*Session, error) {
 	if logger == nil {
 		logger = hclog.NewNullLogger()
 	}
-	s := &Session{ctx: ctx, log: newOpLog(logger), onQuota: cfg.OnQuota, idle: make(chan struct{})}
+	s := &Session{ctx: ctx, log: newOpLog(logger, cfg.Audit), onQuota: cfg.OnQuota, idle: make(chan struct{})}
 	for _, g := range grants {
 		g = g.withDefaults()
 		octx, cancel := context.WithTimeoutCause(ctx, g.Timeout, errOpTimeout)
@@ -212,7 +219,7 @@ func (s *Session) beginIn(o *op, g *grant, rel string, write bool) (*op, error) 
 	case s.closed.Load():
 		return nil, o.fail(&Error{Class: ErrUnavailable, Detail: "the step's file system is closed", Err: errNotReady})
 	case write && g.ReadOnly:
-		return nil, o.refuse(ErrPermission, detailReadOnly)
+		return nil, o.refuseFor(ErrPermission, ReasonReadOnly)
 	case s.abandoned.Load() >= MaxAbandonedPerStep || abandonedNow.Load() >= MaxAbandoned:
 		return nil, o.refuse(ErrUnavailable, "too many file operations are stuck in the kernel")
 	}
@@ -233,6 +240,11 @@ func guestJoin(gp, rel string) string {
 // refuse fails the operation before it reaches the file system.
 func (o *op) refuse(class error, detail string) error {
 	return o.fail(&Error{Class: class, Detail: detail})
+}
+
+// refuseFor is refuse for a refusal a caller tells apart by its Reason.
+func (o *op) refuseFor(class error, r Reason) error {
+	return o.fail(&Error{Class: class, Reason: r, Detail: r.String()})
 }
 
 // end finishes the operation: it logs it and returns err as an *Error.

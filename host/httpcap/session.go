@@ -18,6 +18,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/blockhost/blockhost/abi"
+	"github.com/blockhost/blockhost/host/capability"
 )
 
 // Request is one request a block sends.
@@ -79,6 +80,11 @@ type SessionConfig struct {
 	// Logger receives a record for every request and every denial; give
 	// it the step's fields (step_id, block). Nil discards.
 	Logger hclog.Logger
+	// Audit receives an event for every request and every denial, for the
+	// audit log: the method, the URL (userinfo and query values
+	// redacted), the grant, the status, the body bytes and the duration.
+	// Nil records nothing.
+	Audit func(capability.Event)
 
 	// For this package's tests only: where names are resolved and
 	// addresses dialled, and the roots TLS trusts.
@@ -199,12 +205,12 @@ func (s *Session) Do(ctx context.Context, req *Request) (*Response, error) {
 	}
 	r, t, err := s.policy.check(method, req.URL)
 	if err != nil {
-		s.logDenied(method, t.Host, r, err)
+		s.logDenied(method, t.Host, req.URL, r, err)
 		return nil, err
 	}
 	fail := func(kind error, format string, args ...any) (*Response, error) {
 		err := &Error{Kind: kind, Method: method, URL: redact(req.URL), Grant: r.Name, Reason: fmt.Sprintf(format, args...)}
-		s.logDenied(method, t.Host, r, err)
+		s.logDenied(method, t.Host, req.URL, r, err)
 		return nil, err
 	}
 	header, size, err := checkHeader(req.Header)
@@ -252,10 +258,10 @@ func (s *Session) Do(ctx context.Context, req *Request) (*Response, error) {
 			// A resolved address the grant does not reach, or a redirect
 			// hop no grant allows, which the router has logged already.
 			if !e.logged {
-				s.logDenied(method, t.Host, r, e)
+				s.logDenied(method, t.Host, req.URL, r, e)
 			}
 		} else {
-			s.logFailed(method, t.Host, e, time.Since(start))
+			s.logFailed(method, t.Host, req.URL, e, time.Since(start))
 		}
 		return nil, e
 	}
@@ -281,9 +287,15 @@ func (s *Session) Do(ctx context.Context, req *Request) (*Response, error) {
 		s.mu.Lock()
 		delete(s.open, b)
 		s.mu.Unlock()
+		took := time.Since(start)
 		s.logger.Info("http request", "method", method, "host", t.Host, "rule", r.Name,
 			"status", resp.StatusCode, "bytes", b.n, "request_bytes", len(req.Body), "redirects", out.Redirects,
-			"truncated", b.truncated, "ms", time.Since(start).Milliseconds())
+			"truncated", b.truncated, "ms", took.Milliseconds())
+		if s.cfg.Audit != nil {
+			s.cfg.Audit(capability.Event{Capability: Name, Op: "request", Target: redact(req.URL), Grant: r.Name,
+				Bytes: b.n, Duration: took, Fields: map[string]any{"method": method, "status": resp.StatusCode,
+					"request_bytes": len(req.Body), "redirects": out.Redirects, "truncated": b.truncated}})
+		}
 	}
 	s.mu.Lock()
 	closed := s.closed
@@ -382,7 +394,7 @@ func (rt router) RoundTrip(req *http.Request) (*http.Response, error) {
 			he.Redirect = rs.hops > 0
 			he.logged = true
 		}
-		rt.s.logDenied(req.Method, t.Host, r, err)
+		rt.s.logDenied(req.Method, t.Host, req.URL.String(), r, err)
 		return nil, err
 	}
 	rs.hops++
@@ -585,7 +597,7 @@ func validToken(s string) bool {
 	return true
 }
 
-func (s *Session) logDenied(method, host string, r *rule, err error) {
+func (s *Session) logDenied(method, host, url string, r *rule, err error) {
 	var e *Error
 	if !errors.As(err, &e) {
 		return
@@ -599,12 +611,26 @@ func (s *Session) logDenied(method, host string, r *rule, err error) {
 	}
 	s.logger.Warn("http request denied", "method", method, "host", host, "rule", rule,
 		"kind", kindName(e.Kind), "range", e.Range, "redirect", e.Redirect, "reason", e.Reason)
+	if s.cfg.Audit != nil {
+		grant := e.Grant
+		if grant == "" && r != nil {
+			grant = r.Name
+		}
+		s.cfg.Audit(capability.Event{Capability: Name, Op: "request", Target: redact(url), Grant: grant,
+			Denied: true, Reason: kindName(e.Kind) + ": " + e.Reason,
+			Fields: map[string]any{"method": method, "redirect": e.Redirect, "range": e.Range}})
+	}
 }
 
-func (s *Session) logFailed(method, host string, e *Error, d time.Duration) {
+func (s *Session) logFailed(method, host, url string, e *Error, d time.Duration) {
 	s.logger.Warn("http request failed", "method", method, "host", host, "rule", e.Grant,
 		"kind", kindName(e.Kind), "code", e.Code().Name(), "class", e.Class().String(),
 		"reason", e.Reason, "bytes", 0, "ms", d.Milliseconds())
+	if s.cfg.Audit != nil {
+		s.cfg.Audit(capability.Event{Capability: Name, Op: "request", Target: redact(url), Grant: e.Grant,
+			Error: kindName(e.Kind) + ": " + e.Reason, Duration: d,
+			Fields: map[string]any{"method": method, "code": e.Code().Name()}})
+	}
 }
 
 // Body is a response body capped at its limit. Read returns io.EOF at

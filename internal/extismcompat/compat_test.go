@@ -442,12 +442,14 @@ func outputBytes(res *abi.StepResult) []byte {
 
 // blockLogs are the plugin's log records, as "level: message"; what it
 // printed on its standard streams is not among them (Extism drops it).
+// The plugin's records are under the logger "guest", the host's under
+// "block".
 func blockLogs(raw []byte, stepID string) []string {
 	var out []string
 	sc := bufio.NewScanner(bytes.NewReader(raw))
 	for sc.Scan() {
 		var rec map[string]any
-		if json.Unmarshal(sc.Bytes(), &rec) != nil || rec["@module"] != "block" || rec["stream"] != nil || rec["step_id"] != stepID {
+		if json.Unmarshal(sc.Bytes(), &rec) != nil || rec["@module"] != "guest" || rec["stream"] != nil || rec["step_id"] != stepID {
 			continue
 		}
 		if msg, _ := rec["@message"].(string); strings.HasPrefix(msg, "http request") {
