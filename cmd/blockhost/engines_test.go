@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime/debug"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -127,6 +129,10 @@ func TestRun_engineSignal(t *testing.T) {
 			if err := cmd.Start(); err != nil {
 				t.Fatal(err)
 			}
+			// The loop is running once the process has been up a while;
+			// the signal must find the CLI's handler installed, which under
+			// a loaded machine can take more than any fixed sleep.
+			waitSignalCaught(t, cmd.Process.Pid, syscall.SIGINT)
 			time.Sleep(300 * time.Millisecond)
 			sent := time.Now()
 			if err := cmd.Process.Signal(syscall.SIGINT); err != nil {
@@ -294,4 +300,27 @@ func TestRun_wasmtimeWithoutCgo(t *testing.T) {
 	if out, err := cmd.Output(); err != nil || !strings.Contains(string(out), `"success"`) {
 		t.Errorf("wazero without cgo: %v %s", err, out)
 	}
+}
+
+// waitSignalCaught waits until process pid has a handler for sig, as
+// /proc/PID/status's SigCgt mask shows, so that sending it tests the
+// handler and not a process still starting up. A hang-catcher bounds it.
+func waitSignalCaught(t *testing.T, pid int, sig syscall.Signal) {
+	t.Helper()
+	deadline := time.Now().Add(time.Minute)
+	for time.Now().Before(deadline) {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+		if err != nil {
+			t.Skipf("no /proc status to tell when the process is ready: %v", err)
+		}
+		for _, line := range strings.Split(string(b), "\n") {
+			if mask, ok := strings.CutPrefix(line, "SigCgt:"); ok {
+				if m, err := strconv.ParseUint(strings.TrimSpace(mask), 16, 64); err == nil && m&(1<<(uint(sig)-1)) != 0 {
+					return
+				}
+			}
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Fatalf("process %d did not catch %v within a minute", pid, sig)
 }
