@@ -31,7 +31,7 @@ const epochPeriod = time.Millisecond
 
 // settings describes the wasmtime configuration New applies. It is part of
 // every disk-cache key: code compiled under other settings is never loaded.
-const settings = "epoch-interruption;cranelift-speed;wasi-preview1;grow-hook-1;pooling-1"
+const settings = "epoch-interruption;cranelift-speed;wasi-preview1;grow-hook-1;pooling-1;data-merge-1;no-cow"
 
 // Instances are allocated by wasmtime's pooling allocator: a fixed set of
 // slots reserved when the engine is created, each memory slot a 4 GiB
@@ -159,6 +159,15 @@ func baseConfig() (c *wasmtime.Config, pooled bool) {
 	c = wasmtime.NewConfig()
 	c.SetEpochInterruption(true)
 	c.SetCraneliftOptLevel(wasmtime.OptLevelSpeed)
+	// Memories start as plain copies of the module's data (merged at load,
+	// datamerge.go), not as copy-on-write mappings of an image. With the
+	// pool keeping slots resident, a copy-on-write image makes every reset
+	// rewrite the image's pages in place, and each page the guest had only
+	// read is then copied by the kernel with a TLB shootdown across the
+	// process's threads: about 25 ms per step when many Go guests end at
+	// once in fresh slots (docs/benchmarks.md, issue 9), against a plain
+	// copy of the data and a memset of the used pages.
+	c.SetMemoryInitCOWSet(false)
 	// wasmtime aborts the process if it cannot reserve the pool, so the
 	// reservation is tried first.
 	if pooled = poolAvailable(); pooled {
@@ -330,15 +339,18 @@ func (e *Engine) Compile(ctx context.Context, wasm []byte) (engine.Module, error
 		}
 	}
 	if m.mod == nil {
-		src := wasm
+		src, rewritten := wasm, false
 		if hooked, info, err := hookGrow(wasm, true); err == nil {
-			src, m.info, m.analysed = hooked, info, true
+			src, m.info, m.analysed, rewritten = hooked, info, true, true
+		}
+		if merged, ok := mergeData(src); ok {
+			src, rewritten = merged, true
 		}
 		mod, err := wasmtime.NewModule(e.eng, src)
-		if err != nil && len(src) != len(wasm) {
-			// The rewrite is meant to keep every valid module valid; should it
-			// not, the module is compiled as it came, limited by the store
-			// limiter alone.
+		if err != nil && rewritten {
+			// The rewrites are meant to keep every valid module valid; should
+			// they not, the module is compiled as it came, limited by the
+			// store limiter alone.
 			src, m.info, m.analysed = wasm, growInfo{}, false
 			mod, err = wasmtime.NewModule(e.eng, src)
 		}
