@@ -101,6 +101,13 @@ type Engine struct {
 	// poll functions replaced by package wasip1's, and the host modules.
 	linker *wasmtime.Linker
 
+	// retiring queues the stores of returned runs for the closer goroutine
+	// (retire.go); retireMu guards sending against its closing.
+	retiring     chan retired
+	retireMu     sync.Mutex
+	retireClosed bool
+	closers      sync.WaitGroup
+
 	// active counts runs in flight; the ticker advances the epoch only
 	// while it is above zero, and wake tells it a first run began.
 	active    atomic.Int64
@@ -119,12 +126,13 @@ func New(_ context.Context, cfg engine.Config) (engine.Engine, error) {
 	}
 	wc, pooled := baseConfig()
 	e := &Engine{
-		eng:     wasmtime.NewEngineWithConfig(wc),
-		version: moduleVersion(),
-		pooled:  pooled,
-		modules: map[*module]struct{}{},
-		wake:    make(chan struct{}, 1),
-		done:    make(chan struct{}),
+		eng:      wasmtime.NewEngineWithConfig(wc),
+		version:  moduleVersion(),
+		pooled:   pooled,
+		modules:  map[*module]struct{}{},
+		wake:     make(chan struct{}, 1),
+		done:     make(chan struct{}),
+		retiring: make(chan retired, retireQueue),
 	}
 	if pooled {
 		e.slots = make(chan struct{}, maxRuns)
@@ -142,6 +150,8 @@ func New(_ context.Context, cfg engine.Config) (engine.Engine, error) {
 	}
 	e.ticker.Add(1)
 	go e.tick()
+	e.closers.Add(1)
+	go e.closer()
 	return e, nil
 }
 
@@ -293,12 +303,14 @@ func (e *Engine) Name() string { return Name }
 // Version implements engine.Engine.
 func (e *Engine) Version() string { return e.version }
 
-// Close implements engine.Engine. It stops the ticker and closes every
-// module the engine compiled, which must not be run afterwards.
+// Close implements engine.Engine. It waits until the stores of returned
+// runs are deleted, stops the ticker and closes every module the engine
+// compiled, which must not be run afterwards.
 func (e *Engine) Close(context.Context) error {
 	e.closeOnce.Do(func() {
 		e.life.Lock()
 		defer e.life.Unlock()
+		e.stopCloser()
 		close(e.done)
 		e.ticker.Wait()
 		e.mu.Lock()
