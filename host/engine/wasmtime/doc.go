@@ -29,7 +29,11 @@
 //     is the memories' final size.
 //   - Instances come from wasmtime's pooling allocator where the address
 //     space allows (wasmtime.go says what that costs and bounds), and from
-//     on-demand allocation otherwise.
+//     on-demand allocation otherwise. A memory starts as a copy of the
+//     module's data segments, merged at load (datamerge.go), not as a
+//     copy-on-write image. A run's store is deleted after Run returns, by
+//     the engine's closer goroutine (retire.go); its pool slot is held until
+//     then, and Close waits for every deletion.
 //   - Traps, including stack overflow, come back as *engine.Trap with the
 //     same messages the wazero engine gives, so results do not depend on the
 //     engine.

@@ -375,3 +375,32 @@ func TestEngine_closeReleasesModules(t *testing.T) {
 	}
 	m.Close(context.Background()) // again, after the engine: no effect
 }
+
+// TestEngine_retire: a run's store is deleted and its slot given back
+// after Run returns, by the closer, or by the run itself once the engine is
+// closing; Close waits for the closer.
+func TestEngine_retire(t *testing.T) {
+	e := newTestEngine(t)
+	if !e.pooled {
+		t.Skip("no pool")
+	}
+	m := compile(t, e, filepath.Join(testwasm.ModuleRoot(t), "host", "testdata", "trap.wat"))
+	run := func() {
+		var trap *engine.Trap
+		if _, err := m.Run(context.Background(), engine.RunConfig{Entry: []string{"_start"}}); !errors.As(err, &trap) {
+			t.Fatalf("run: %v", err)
+		}
+	}
+	for range 20 {
+		run()
+	}
+	e.stopCloser()
+	if n := len(e.slots); n != 0 {
+		t.Fatalf("%d slots still held after the closer stopped", n)
+	}
+	// Closing: the run deletes its own store before Run returns.
+	run()
+	if n := len(e.slots); n != 0 {
+		t.Fatalf("%d slots still held after a run on a closing engine", n)
+	}
+}

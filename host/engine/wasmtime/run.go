@@ -115,10 +115,11 @@ func (m *module) Run(ctx context.Context, cfg engine.RunConfig) (res engine.RunR
 	if ctx.Err() != nil {
 		return res, engine.ErrInterrupted
 	}
+	slot := false
 	if m.e.slots != nil {
 		select {
 		case m.e.slots <- struct{}{}:
-			defer func() { <-m.e.slots }()
+			slot = true
 		case <-ctx.Done():
 			return res, engine.ErrInterrupted
 		}
@@ -127,11 +128,11 @@ func (m *module) Run(ctx context.Context, cfg engine.RunConfig) (res engine.RunR
 	wasi := wasip1.New(cfg)
 	defer wasi.Close()
 	r := &run{ctx: wasip1.With(ctx, wasi), c: newCRun()}
-	defer r.c.free()
 	store := wasmtime.NewStoreWithData(m.e.eng, r)
-	// The store goes before the run state: its epoch callback points into
-	// it.
-	defer store.Close()
+	// The engine's closer deletes the store after Run returns, then frees
+	// the run state (the store's epoch callback points into it) and the
+	// slot (retire.go).
+	defer m.e.retire(retired{store: store, c: r.c, slot: slot})
 	setupStore(store, r.c)
 	store.Limiter(int64(limit), -1, -1, -1, -1)
 

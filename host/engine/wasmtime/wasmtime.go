@@ -31,7 +31,7 @@ const epochPeriod = time.Millisecond
 
 // settings describes the wasmtime configuration New applies. It is part of
 // every disk-cache key: code compiled under other settings is never loaded.
-const settings = "epoch-interruption;cranelift-speed;wasi-preview1;grow-hook-1;pooling-1"
+const settings = "epoch-interruption;cranelift-speed;wasi-preview1;grow-hook-1;pooling-1;data-merge-1;no-cow"
 
 // Instances are allocated by wasmtime's pooling allocator: a fixed set of
 // slots reserved when the engine is created, each memory slot a 4 GiB
@@ -101,6 +101,13 @@ type Engine struct {
 	// poll functions replaced by package wasip1's, and the host modules.
 	linker *wasmtime.Linker
 
+	// retiring queues the stores of returned runs for the closer goroutine
+	// (retire.go); retireMu guards sending against its closing.
+	retiring     chan retired
+	retireMu     sync.Mutex
+	retireClosed bool
+	closers      sync.WaitGroup
+
 	// active counts runs in flight; the ticker advances the epoch only
 	// while it is above zero, and wake tells it a first run began.
 	active    atomic.Int64
@@ -119,12 +126,13 @@ func New(_ context.Context, cfg engine.Config) (engine.Engine, error) {
 	}
 	wc, pooled := baseConfig()
 	e := &Engine{
-		eng:     wasmtime.NewEngineWithConfig(wc),
-		version: moduleVersion(),
-		pooled:  pooled,
-		modules: map[*module]struct{}{},
-		wake:    make(chan struct{}, 1),
-		done:    make(chan struct{}),
+		eng:      wasmtime.NewEngineWithConfig(wc),
+		version:  moduleVersion(),
+		pooled:   pooled,
+		modules:  map[*module]struct{}{},
+		wake:     make(chan struct{}, 1),
+		done:     make(chan struct{}),
+		retiring: make(chan retired, retireQueue),
 	}
 	if pooled {
 		e.slots = make(chan struct{}, maxRuns)
@@ -142,6 +150,8 @@ func New(_ context.Context, cfg engine.Config) (engine.Engine, error) {
 	}
 	e.ticker.Add(1)
 	go e.tick()
+	e.closers.Add(1)
+	go e.closer()
 	return e, nil
 }
 
@@ -159,6 +169,15 @@ func baseConfig() (c *wasmtime.Config, pooled bool) {
 	c = wasmtime.NewConfig()
 	c.SetEpochInterruption(true)
 	c.SetCraneliftOptLevel(wasmtime.OptLevelSpeed)
+	// Memories start as plain copies of the module's data (merged at load,
+	// datamerge.go), not as copy-on-write mappings of an image. With the
+	// pool keeping slots resident, a copy-on-write image makes every reset
+	// rewrite the image's pages in place, and each page the guest had only
+	// read is then copied by the kernel with a TLB shootdown across the
+	// process's threads: about 25 ms per step when many Go guests end at
+	// once in fresh slots (docs/benchmarks.md, issue 9), against a plain
+	// copy of the data and a memset of the used pages.
+	c.SetMemoryInitCOWSet(false)
 	// wasmtime aborts the process if it cannot reserve the pool, so the
 	// reservation is tried first.
 	if pooled = poolAvailable(); pooled {
@@ -284,12 +303,14 @@ func (e *Engine) Name() string { return Name }
 // Version implements engine.Engine.
 func (e *Engine) Version() string { return e.version }
 
-// Close implements engine.Engine. It stops the ticker and closes every
-// module the engine compiled, which must not be run afterwards.
+// Close implements engine.Engine. It waits until the stores of returned
+// runs are deleted, stops the ticker and closes every module the engine
+// compiled, which must not be run afterwards.
 func (e *Engine) Close(context.Context) error {
 	e.closeOnce.Do(func() {
 		e.life.Lock()
 		defer e.life.Unlock()
+		e.stopCloser()
 		close(e.done)
 		e.ticker.Wait()
 		e.mu.Lock()
@@ -330,15 +351,18 @@ func (e *Engine) Compile(ctx context.Context, wasm []byte) (engine.Module, error
 		}
 	}
 	if m.mod == nil {
-		src := wasm
+		src, rewritten := wasm, false
 		if hooked, info, err := hookGrow(wasm, true); err == nil {
-			src, m.info, m.analysed = hooked, info, true
+			src, m.info, m.analysed, rewritten = hooked, info, true, true
+		}
+		if merged, ok := mergeData(src); ok {
+			src, rewritten = merged, true
 		}
 		mod, err := wasmtime.NewModule(e.eng, src)
-		if err != nil && len(src) != len(wasm) {
-			// The rewrite is meant to keep every valid module valid; should it
-			// not, the module is compiled as it came, limited by the store
-			// limiter alone.
+		if err != nil && rewritten {
+			// The rewrites are meant to keep every valid module valid; should
+			// they not, the module is compiled as it came, limited by the
+			// store limiter alone.
 			src, m.info, m.analysed = wasm, growInfo{}, false
 			mod, err = wasmtime.NewModule(e.eng, src)
 		}
