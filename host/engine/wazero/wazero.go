@@ -192,6 +192,9 @@ func (e *Engine) Compile(ctx context.Context, wasm []byte) (engine.Module, error
 	if instrumented, err := addEntryChecks(wasm); err == nil {
 		src = instrumented
 	}
+	if merged, err := mergeData(src); err == nil {
+		src = merged
+	}
 	var (
 		cm  wazero.CompiledModule
 		rt  = e.rt
