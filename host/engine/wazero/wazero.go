@@ -332,15 +332,7 @@ func (m *module) Run(ctx context.Context, cfg engine.RunConfig) (res engine.RunR
 		mc = mc.WithEnv(k, v)
 	}
 
-	// Wait for an instantiation slot (Engine.slots); a step whose context
-	// ends first never instantiates.
-	select {
-	case m.e.slots <- struct{}{}:
-	case <-ctx.Done():
-		return res, engine.ErrInterrupted
-	}
-	inst, err := m.rt.InstantiateModule(ctx, m.cm, mc)
-	<-m.e.slots
+	inst, err := m.instantiate(ctx, mc)
 	if err != nil {
 		return classify(ctx, res, err)
 	}
@@ -367,6 +359,18 @@ func (m *module) Run(ctx context.Context, cfg engine.RunConfig) (res engine.RunR
 		res.Results = append(res.Results[:0], out...)
 	}
 	return res, nil
+}
+
+// instantiate instantiates the module in its turn (Engine.slots); a step
+// whose context ends first never instantiates.
+func (m *module) instantiate(ctx context.Context, mc wazero.ModuleConfig) (api.Module, error) {
+	select {
+	case m.e.slots <- struct{}{}:
+	case <-ctx.Done():
+		return nil, engine.ErrInterrupted
+	}
+	defer func() { <-m.e.slots }()
+	return m.rt.InstantiateModule(ctx, m.cm, mc)
 }
 
 // classify turns a wazero error into the engine contract's terms.
