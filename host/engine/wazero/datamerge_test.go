@@ -224,3 +224,30 @@ func TestMergeData_malformed(t *testing.T) {
 		})
 	}
 }
+
+func FuzzMergeData(f *testing.F) {
+	for _, name := range []string{"merge", "overlap", "passive", "drop", "outofbounds"} {
+		f.Add(testwasm.WAT(f, filepath.Join("testdata", "datamerge", name+".wat")))
+	}
+	f.Fuzz(func(t *testing.T, wasm []byte) {
+		in := bytes.Clone(wasm)
+		out, err := mergeData(in)
+		if !bytes.Equal(in, wasm) {
+			t.Fatal("mergeData modified its input")
+		}
+		if err != nil {
+			if !errors.Is(err, errMalformed) {
+				t.Fatalf("error %v does not match errMalformed", err)
+			}
+			checkSameSlice(t, in, out)
+			return
+		}
+		if _, err := wasmbin.Parse(out); err != nil {
+			t.Fatalf("the merged module does not parse: %v", err)
+		}
+		// Merging is idempotent: merged segments are far apart.
+		if again, err := mergeData(out); err != nil || !bytes.Equal(again, out) {
+			t.Fatalf("a second pass changed the module (err %v)", err)
+		}
+	})
+}
