@@ -12,6 +12,12 @@
 // returning, after the end ends the run instead of returning to the guest. Linear memory is allocated through an allocator that refuses to grow
 // past the run's memory limit and records the refusal.
 //
+// Before compiling, the engine also merges a module's data segments where
+// that cannot change what instantiation writes (datamerge.go), and moves
+// its start function out of instantiation (startfn.go). At most GOMAXPROCS
+// instantiations run at once; no guest code runs during one, and a step
+// whose context ends while it waits for its turn ends then, interrupted.
+//
 // With a cache directory, compiled code is kept in entries the engine
 // checks before wazero sees them (cache.go): an entry of another module,
 // engine version or configuration, or a damaged one, is never loaded, and
@@ -24,6 +30,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"runtime"
 	"runtime/debug"
 	"strings"
 	"sync"
@@ -59,6 +66,16 @@ type Engine struct {
 	disk       *diskCache
 	baseConfig wazero.ModuleConfig
 	version    string
+
+	// slots holds one token per instantiation in progress, at most
+	// GOMAXPROCS. Instantiating a Go module is milliseconds of CPU; when
+	// hundreds of steps start at once, all of them instantiating side by
+	// side share the CPU fairly and all finish late, past the deadlines
+	// of many, and the memory of every half-built instance is live at
+	// once. In turns, each is done in its own few milliseconds, and a step
+	// whose deadline passes while it waits ends then, without
+	// instantiating. No guest code runs while a slot is held (exportStart).
+	slots chan struct{}
 }
 
 var _ engine.Engine = (*Engine)(nil)
@@ -66,6 +83,7 @@ var _ engine.Engine = (*Engine)(nil)
 // New creates a wazero engine.
 func New(ctx context.Context, cfg engine.Config) (engine.Engine, error) {
 	e := &Engine{
+		slots:         make(chan struct{}, runtime.GOMAXPROCS(0)),
 		runtimeConfig: wazero.NewRuntimeConfig().WithCloseOnContextDone(true),
 		hostModules:   cfg.HostModules,
 		version:       moduleVersion(),
@@ -192,6 +210,13 @@ func (e *Engine) Compile(ctx context.Context, wasm []byte) (engine.Module, error
 	if instrumented, err := addEntryChecks(wasm); err == nil {
 		src = instrumented
 	}
+	if merged, err := mergeData(src); err == nil {
+		src = merged
+	}
+	var start bool
+	if moved, ok, err := exportStart(src); err == nil && ok {
+		src, start = moved, true
+	}
 	var (
 		cm  wazero.CompiledModule
 		rt  = e.rt
@@ -205,7 +230,7 @@ func (e *Engine) Compile(ctx context.Context, wasm []byte) (engine.Module, error
 	if err != nil {
 		return nil, err
 	}
-	m := &module{e: e, rt: rt, cm: cm}
+	m := &module{e: e, rt: rt, cm: cm, start: start}
 	for _, fd := range cm.ImportedFunctions() {
 		mod, name, _ := fd.Import()
 		m.imports = append(m.imports, engine.Import{
@@ -219,6 +244,9 @@ func (e *Engine) Compile(ctx context.Context, wasm []byte) (engine.Module, error
 		m.minPages, m.hasMemory = md.Min(), true
 	}
 	for name, fd := range cm.ExportedFunctions() {
+		if start && name == startExport {
+			continue
+		}
 		m.exports = append(m.exports, engine.Export{Name: name, Kind: engine.KindFunc,
 			Signature: abi.Signature{Params: abiTypes(fd.ParamTypes()), Results: abiTypes(fd.ResultTypes())}})
 	}
@@ -261,6 +289,9 @@ type module struct {
 	exports   []engine.Export
 	minPages  uint32
 	hasMemory bool
+	// start is true when the module's start function is exported as
+	// startExport, for Run to call (exportStart).
+	start bool
 }
 
 var _ engine.Module = (*module)(nil)
@@ -301,11 +332,16 @@ func (m *module) Run(ctx context.Context, cfg engine.RunConfig) (res engine.RunR
 		mc = mc.WithEnv(k, v)
 	}
 
-	inst, err := m.rt.InstantiateModule(ctx, m.cm, mc)
+	inst, err := m.instantiate(ctx, mc)
 	if err != nil {
 		return classify(ctx, res, err)
 	}
 	defer inst.Close(context.WithoutCancel(ctx))
+	if m.start {
+		if _, err := inst.ExportedFunction(startExport).Call(ctx); err != nil {
+			return classify(ctx, res, err)
+		}
+	}
 	for _, name := range cfg.Entry {
 		fn := inst.ExportedFunction(name)
 		if fn == nil {
@@ -323,6 +359,18 @@ func (m *module) Run(ctx context.Context, cfg engine.RunConfig) (res engine.RunR
 		res.Results = append(res.Results[:0], out...)
 	}
 	return res, nil
+}
+
+// instantiate instantiates the module in its turn (Engine.slots); a step
+// whose context ends first never instantiates.
+func (m *module) instantiate(ctx context.Context, mc wazero.ModuleConfig) (api.Module, error) {
+	select {
+	case m.e.slots <- struct{}{}:
+	case <-ctx.Done():
+		return nil, engine.ErrInterrupted
+	}
+	defer func() { <-m.e.slots }()
+	return m.rt.InstantiateModule(ctx, m.cm, mc)
 }
 
 // classify turns a wazero error into the engine contract's terms.

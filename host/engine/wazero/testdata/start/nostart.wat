@@ -1,0 +1,3 @@
+;; Nothing to do.
+(module
+  (func (export "_start")))
