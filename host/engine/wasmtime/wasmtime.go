@@ -17,6 +17,7 @@ import (
 
 	"github.com/blockhost/blockhost/abi"
 	"github.com/blockhost/blockhost/host/engine"
+	"github.com/blockhost/blockhost/host/engine/internal/datamerge"
 	"github.com/blockhost/blockhost/host/engine/wasip1"
 )
 
@@ -31,7 +32,7 @@ const epochPeriod = time.Millisecond
 
 // settings describes the wasmtime configuration New applies. It is part of
 // every disk-cache key: code compiled under other settings is never loaded.
-const settings = "epoch-interruption;cranelift-speed;wasi-preview1;grow-hook-1;pooling-1;data-merge-1;no-cow"
+const settings = "epoch-interruption;cranelift-speed;wasi-preview1;grow-hook-1;pooling-1;data-merge-2;no-cow"
 
 // Instances are allocated by wasmtime's pooling allocator: a fixed set of
 // slots reserved when the engine is created, each memory slot a 4 GiB
@@ -170,7 +171,7 @@ func baseConfig() (c *wasmtime.Config, pooled bool) {
 	c.SetEpochInterruption(true)
 	c.SetCraneliftOptLevel(wasmtime.OptLevelSpeed)
 	// Memories start as plain copies of the module's data (merged at load,
-	// datamerge.go), not as copy-on-write mappings of an image. With the
+	// package datamerge), not as copy-on-write mappings of an image. With the
 	// pool keeping slots resident, a copy-on-write image makes every reset
 	// rewrite the image's pages in place, and each page the guest had only
 	// read is then copied by the kernel with a TLB shootdown across the
@@ -548,4 +549,24 @@ func hostFunc(hf engine.HostFunction) func(*wasmtime.Caller, []wasmtime.Val) ([]
 		}
 		return out, nil
 	}
+}
+
+// The engine instantiates with memory_init_cow off (see baseConfig), so
+// wasmtime copies a module's data segments into each new instance one by
+// one, and a Go module has about 40,000 of them: the engine merges them at
+// load (package datamerge).
+
+// mergeGap is the largest run of zeros between two segments that is
+// written out to join them; a wider gap keeps them apart, so that a sparse
+// module does not grow.
+const mergeGap = 4096
+
+// mergeData returns wasm with its data segments merged and true, or wasm
+// itself and false when the merge leaves it as it is or cannot read it.
+func mergeData(wasm []byte) ([]byte, bool) {
+	out, err := datamerge.Merge(wasm, mergeGap)
+	if err != nil || len(out) == 0 || len(wasm) == 0 || &out[0] == &wasm[0] {
+		return wasm, false // Merge returns its input itself when it changes nothing
+	}
+	return out, true
 }

@@ -15,7 +15,8 @@ import (
 func benchABIModule(output *[]byte) engine.HostModule {
 	input := []byte(`{"name":"ana"}`)
 	hm := engine.HostModule{Name: abi.ImportModule}
-	for name, sig := range abi.Functions {
+	for _, fn := range abi.Functions() {
+		name, sig := fn.Name, fn.Signature
 		f := func(_ context.Context, _ engine.Memory, s []uint64) { s[0] = uint64(abi.ResultOK) }
 		switch name {
 		case abi.FuncInputLen:

@@ -43,6 +43,7 @@ import (
 
 	"github.com/blockhost/blockhost/abi"
 	"github.com/blockhost/blockhost/host/engine"
+	"github.com/blockhost/blockhost/host/engine/internal/datamerge"
 	"github.com/blockhost/blockhost/host/engine/wasip1"
 )
 
@@ -197,6 +198,14 @@ func (e *Engine) Name() string { return Name }
 
 // Version implements engine.Engine.
 func (e *Engine) Version() string { return e.version }
+
+// mergeGap is the widest gap, in bytes, filled with zeros to merge two
+// data segments: copying that many zeros costs wazero about as much as
+// evaluating one more segment's offset at instantiation.
+const mergeGap = 1024
+
+// mergeData is datamerge.Merge with wazero's gap.
+func mergeData(wasm []byte) ([]byte, error) { return datamerge.Merge(wasm, mergeGap) }
 
 // Compile implements engine.Engine.
 func (e *Engine) Compile(ctx context.Context, wasm []byte) (engine.Module, error) {

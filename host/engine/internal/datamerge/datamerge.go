@@ -1,4 +1,10 @@
-package wazero
+// Package datamerge rewrites a module's data section so that active
+// segments lying close together in memory become one, the gaps between
+// them filled with zeros. Both engines use it at load: wazero evaluates
+// every segment's offset at each instantiation and wasmtime (with its
+// copy-on-write images off) copies segments one by one, and a Go module
+// has about 40,000 segments a few hundred bytes apart.
+package datamerge
 
 import (
 	"slices"
@@ -6,13 +12,6 @@ import (
 	"github.com/blockhost/blockhost/host/engine/internal/wasmbin"
 )
 
-// wazero evaluates the offset of every active data segment, one at a time,
-// each time it instantiates a module. A Go module has about 40,000 of
-// them, mostly a few hundred bytes apart (the Go linker leaves out runs of
-// zeros), and their evaluation was a quarter of a hello step's CPU.
-// mergeData rewrites the data section so that segments lying close
-// together in memory become one, the gap between them filled with zeros.
-//
 // The result initialises memory exactly as the original does, which holds
 // when:
 //   - every segment is active, in memory 0, at an offset that is a
@@ -34,15 +33,12 @@ import (
 // past it (the merged one ends where the last of its segments did), so
 // instantiation fails as it did.
 
-// mergeGap is the widest gap, in bytes, filled with zeros to merge two
-// segments: copying that many zeros costs about as much as evaluating one
-// more segment's offset.
-const mergeGap = 1024
-
-// mergeData returns wasm with its data segments merged, or wasm unchanged;
-// with an error when it cannot be decoded, which the compiler then
-// reports.
-func mergeData(wasm []byte) ([]byte, error) {
+// Merge returns wasm with its data segments merged in a new slice, or wasm
+// itself (the same slice) when it changes nothing; with an error when it cannot be decoded, which the compiler
+// then reports. gap is the widest run of zeros, in bytes, written out to
+// join two segments: each engine sets it where copying that many zeros
+// costs about what one more segment costs it.
+func Merge(wasm []byte, gap uint64) ([]byte, error) {
 	m, err := wasmbin.Parse(wasm)
 	if err != nil {
 		return wasm, err
@@ -131,7 +127,7 @@ func mergeData(wasm []byte) ([]byte, error) {
 		if spans[i].start < spans[i-1].end {
 			return wasm, nil // overlap: order matters, keep it
 		}
-		if spans[i].start-spans[i-1].end > mergeGap {
+		if spans[i].start-spans[i-1].end > gap {
 			runs++
 		}
 	}
@@ -147,7 +143,7 @@ func mergeData(wasm []byte) ([]byte, error) {
 	}
 	size := len(m.Sections[di].Content) + runs*16
 	for i := 1; i < len(spans); i++ {
-		if gap := spans[i].start - spans[i-1].end; gap <= mergeGap {
+		if gap := spans[i].start - spans[i-1].end; gap <= gap {
 			size += int(gap)
 		}
 	}
@@ -155,7 +151,7 @@ func mergeData(wasm []byte) ([]byte, error) {
 	var init []byte
 	for i := 0; i < len(spans); {
 		j, end := i+1, spans[i].end
-		for j < len(spans) && spans[j].start-end <= mergeGap {
+		for j < len(spans) && spans[j].start-end <= gap {
 			end = spans[j].end
 			j++
 		}
