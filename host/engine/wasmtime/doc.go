@@ -30,7 +30,7 @@
 //   - Instances come from wasmtime's pooling allocator where the address
 //     space allows (wasmtime.go says what that costs and bounds), and from
 //     on-demand allocation otherwise. A memory starts as a copy of the
-//     module's data segments, merged at load (datamerge.go), not as a
+//     module's data segments, merged at load (host/engine/internal/datamerge), not as a
 //     copy-on-write image. A run's store is deleted after Run returns, by
 //     the engine's closer goroutine (retire.go); its pool slot is held until
 //     then, and Close waits for every deletion.

@@ -13,7 +13,7 @@
 // past the run's memory limit and records the refusal.
 //
 // Before compiling, the engine also merges a module's data segments where
-// that cannot change what instantiation writes (datamerge.go), and moves
+// that cannot change what instantiation writes (host/engine/internal/datamerge), and moves
 // its start function out of instantiation (startfn.go). At most GOMAXPROCS
 // instantiations run at once; no guest code runs during one, and a step
 // whose context ends while it waits for its turn ends then, interrupted.
