@@ -199,6 +199,9 @@ func (d *DB) check(op, stmt string, params []any) error {
 func (d *DB) errorFor(step, sctx context.Context, op string, err error) error {
 	var e *Error
 	if errors.As(err, &e) {
+		if e.Op == "" {
+			e.Op, e.Database = op, d.g.Name
+		}
 		return err
 	}
 	e = &Error{Op: op, Database: d.g.Name, Err: err}
