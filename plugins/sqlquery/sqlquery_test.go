@@ -39,6 +39,10 @@ var schema = []string{
 
 // databases returns a Set with one database "shop" on the driver, in mode.
 func databases(t *testing.T, driver sqlcap.Driver, mode sqlcap.Mode) *sqlcap.Set {
+	return databasesTB(t, driver, mode)
+}
+
+func databasesTB(t testing.TB, driver sqlcap.Driver, mode sqlcap.Mode) *sqlcap.Set {
 	t.Helper()
 	g := sqlcap.Grant{Name: "shop", Driver: driver, Mode: mode}
 	switch driver {
