@@ -158,7 +158,12 @@ func (d *DB) run(ctx context.Context, op, stmt string, params []any, fn func(con
 			defer endReadOnly(conn)
 		}
 	}
-	if err := fn(sctx, conn, cancel); err != nil {
+	err = fn(sctx, conn, cancel)
+	if d.g.Driver == DriverPostgres && !d.g.ReadOnly() && endReadWrite(conn) && err == nil {
+		return &Error{Kind: ErrInvalid, Op: op, Database: d.g.Name,
+			Reason: "the statement left a transaction open; each call is its own transaction, and it was rolled back"}
+	}
+	if err != nil {
 		return d.errorFor(ctx, sctx, op, err)
 	}
 	return nil

@@ -417,3 +417,40 @@ func TestDB_duplicateColumnsRefused(t *testing.T) {
 		}
 	})
 }
+
+// TestDB_nothingOutlivesAStatement: what a statement leaves on its pooled
+// connection — an open transaction, a setting, a temporary object — does
+// not reach the next statement, in either mode.
+func TestDB_nothingOutlivesAStatement(t *testing.T) {
+	eachEngine(t, func(t *testing.T, e engine) {
+		for _, mode := range []sqlcap.Mode{sqlcap.ModeReadOnly, sqlcap.ModeReadWrite} {
+			g := e.grant(t, mode)
+			g.MaxConns = 1 // every statement on the same connection
+			db := open(t, g)
+			ctx := ctxFor(t)
+			if e.name == "sqlite" {
+				for _, s := range []string{"BEGIN", "BEGIN IMMEDIATE", "SAVEPOINT a", "CREATE TEMP TABLE tt (x int)",
+					"CREATE TEMP TRIGGER tr AFTER INSERT ON items BEGIN SELECT 1; END"} {
+					if _, err := db.Exec(ctx, s, nil); !errors.Is(err, sqlcap.ErrDenied) && !errors.Is(err, sqlcap.ErrInvalid) {
+						t.Errorf("%s %q: got %v, want refused", mode, s, err)
+					}
+				}
+				continue
+			}
+			_, err := db.Exec(ctx, "BEGIN", nil)
+			if mode == sqlcap.ModeReadWrite && !errors.Is(err, sqlcap.ErrInvalid) {
+				t.Errorf("%s BEGIN: got %v, want ErrInvalid", mode, err)
+			}
+			db.Exec(ctx, "SET search_path TO nowhere", nil)
+			db.Exec(ctx, "SELECT set_config('application_name', 'leaked', false)", nil)
+			res, err := db.Query(ctx, "SELECT current_setting('search_path') AS p, current_setting('application_name') AS a, "+
+				"current_setting('transaction_read_only') AS ro, count(*) AS n FROM items", nil)
+			if err != nil {
+				t.Fatalf("%s: %v", mode, err)
+			}
+			if got := string(res.Rows[0]); strings.Contains(got, "nowhere") || strings.Contains(got, "leaked") {
+				t.Errorf("%s: a setting outlived its statement: %s", mode, got)
+			}
+		}
+	})
+}

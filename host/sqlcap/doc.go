@@ -25,6 +25,11 @@
 //     statement runs in a READ ONLY transaction that is then rolled back,
 //     so no statement lifts read-only for the next one either. Writes under
 //     read-only fail with ErrDenied carrying the database's own code;
+//   - each call is its own transaction and leaves nothing on its pooled
+//     connection for the next step: SQLite's authorizer refuses BEGIN,
+//     SAVEPOINT and temporary objects; PostgreSQL's read-only transactions
+//     are rolled back, and after a read-write statement an open
+//     transaction is rolled back and the session reset (DISCARD ALL);
 //   - every statement ends by the grant's timeout and by the step's
 //     context, whichever comes first, and is then stopped on the server:
 //     SQLite is interrupted, PostgreSQL gets a cancel request (not only a
@@ -43,9 +48,9 @@
 //     code).
 //
 // What it cannot prevent: a PostgreSQL role reads whatever its privileges
-// allow, and session state that is not transactional (advisory locks)
-// outlives a statement on its pooled connection; grant each database a role
-// with the least privilege it needs. A SQLite grant exposes the one file,
+// allow (grant each database a role with the least privilege it needs),
+// and a session-level advisory lock taken by a read-only statement stays
+// on its connection until the connection is closed. A SQLite grant exposes the one file,
 // and the files the operating system lets the process create beside it
 // (journal, WAL).
 package sqlcap

@@ -166,3 +166,33 @@ func execPostgres(ctx context.Context, c *sql.Conn, stmt string, params []any) (
 	})
 	return n, err
 }
+
+// endReadWrite leaves a connection as a statement under a read-write
+// grant found it, for the next step that gets it: a transaction the
+// statement opened (BEGIN) is rolled back and the call fails, and the
+// session is reset (DISCARD ALL: settings, temporary tables, prepared
+// statements, advisory locks). A connection that cannot be reset is closed
+// rather than returned to the pool.
+func endReadWrite(c *sql.Conn) (leftOpen bool) {
+	ctx, cancel := context.WithTimeout(context.Background(), cancelDelay)
+	defer cancel()
+	err := c.Raw(func(dc any) error {
+		sc, ok := dc.(*stdlib.Conn)
+		if !ok {
+			return driver.ErrBadConn
+		}
+		pc := sc.Conn().PgConn()
+		if pc.TxStatus() != 'I' {
+			leftOpen = true
+			if _, err := pc.Exec(ctx, "ROLLBACK").ReadAll(); err != nil {
+				return driver.ErrBadConn
+			}
+		}
+		if _, err := pc.Exec(ctx, "DISCARD ALL").ReadAll(); err != nil {
+			return driver.ErrBadConn
+		}
+		return nil
+	})
+	_ = err
+	return leftOpen
+}

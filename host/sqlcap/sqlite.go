@@ -41,12 +41,17 @@ var readPragmas = map[string]bool{
 // authorize is SQLite's authorizer on every sqlcap connection. The
 // database file's read-only open and query_only already refuse writes;
 // this refuses what they do not cover: ATTACH and DETACH (which would open
-// other files on the host, or create them), and every pragma but the ones
+// other files on the host, or create them); every pragma but the ones
 // that only describe the schema (query_only=0 would lift query_only,
-// others change the connection for the next step that gets it).
+// others change the connection for the next step that gets it); and what
+// would outlive the statement on its pooled connection — a transaction
+// left open (BEGIN, SAVEPOINT), and temporary tables, views, indexes and
+// triggers (a temporary trigger would run inside other steps' writes).
 func authorize(action sqlite.AuthorizerActionCode, arg1, _, _, _ string) sqlite.AuthorizerReturnCode {
 	switch action {
-	case sqlite.AuthAttach, sqlite.AuthDetach:
+	case sqlite.AuthAttach, sqlite.AuthDetach, sqlite.AuthTransaction, sqlite.AuthSavepoint,
+		sqlite.AuthCreateTempTable, sqlite.AuthCreateTempView, sqlite.AuthCreateTempIndex, sqlite.AuthCreateTempTrigger,
+		sqlite.AuthDropTempTable, sqlite.AuthDropTempView, sqlite.AuthDropTempIndex, sqlite.AuthDropTempTrigger:
 		return sqlite.AuthorizerDeny
 	case sqlite.AuthPragma:
 		if readPragmas[strings.ToLower(arg1)] {
