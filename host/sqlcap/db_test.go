@@ -442,6 +442,8 @@ func TestDB_nothingOutlivesAStatement(t *testing.T) {
 				t.Errorf("%s BEGIN: got %v, want ErrInvalid", mode, err)
 			}
 			db.Exec(ctx, "SET search_path TO nowhere", nil)
+			db.Query(ctx, "SELECT pg_advisory_lock(4242)", nil)
+			db.Exec(ctx, "PREPARE leaked AS SELECT 1", nil)
 			db.Exec(ctx, "SELECT set_config('application_name', 'leaked', false)", nil)
 			res, err := db.Query(ctx, "SELECT current_setting('search_path') AS p, current_setting('application_name') AS a, "+
 				"current_setting('transaction_read_only') AS ro, count(*) AS n FROM items", nil)
@@ -450,6 +452,13 @@ func TestDB_nothingOutlivesAStatement(t *testing.T) {
 			}
 			if got := string(res.Rows[0]); strings.Contains(got, "nowhere") || strings.Contains(got, "leaked") {
 				t.Errorf("%s: a setting outlived its statement: %s", mode, got)
+			}
+			var locks int
+			if err := su(t).QueryRow("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND objid = 4242").Scan(&locks); err != nil || locks != 0 {
+				t.Errorf("%s: %d advisory locks outlived their statement (%v)", mode, locks, err)
+			}
+			if _, err := db.Exec(ctx, "PREPARE leaked AS SELECT 1", nil); err != nil {
+				t.Errorf("%s: a prepared statement outlived its statement: %v", mode, err)
 			}
 		}
 	})

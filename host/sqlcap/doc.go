@@ -48,9 +48,7 @@
 //     code).
 //
 // What it cannot prevent: a PostgreSQL role reads whatever its privileges
-// allow (grant each database a role with the least privilege it needs),
-// and a session-level advisory lock taken by a read-only statement stays
-// on its connection until the connection is closed. A SQLite grant exposes the one file,
+// allow: grant each database a role with the least privilege it needs. A SQLite grant exposes the one file,
 // and the files the operating system lets the process create beside it
 // (journal, WAL).
 package sqlcap

@@ -133,13 +133,17 @@ func beginReadOnly(ctx context.Context, c *sql.Conn) error {
 }
 
 // endReadOnly rolls the read-only transaction back, never commits it:
-// whatever the statement set for the session (SET, set_config) goes with
-// it, so the next step to get the connection starts clean. A connection
-// that cannot roll back is closed rather than returned to the pool.
+// whatever the statement set for the session (SET, set_config, temporary
+// tables) goes with it, so the next step to get the connection starts
+// clean; the few things a rollback keeps — session advisory locks and
+// prepared statements — are released in the same round trip. A connection
+// that cannot be cleaned is closed rather than returned to the pool.
 func endReadOnly(c *sql.Conn) {
 	ctx, cancel := context.WithTimeout(context.Background(), cancelDelay)
 	defer cancel()
-	if _, err := c.ExecContext(ctx, "ROLLBACK"); err != nil {
+	// Our own text, without parameters: pgx sends it by the simple
+	// protocol, which runs the three statements in one round trip.
+	if _, err := c.ExecContext(ctx, "ROLLBACK; SELECT pg_advisory_unlock_all(); DEALLOCATE ALL"); err != nil {
 		c.Raw(func(any) error { return driver.ErrBadConn })
 	}
 }
