@@ -42,6 +42,7 @@ func TestMain(m *testing.M) {
 	if suDB != nil {
 		suDB.Close()
 	}
+	sqlcap.ClosePools()
 	pg.Stop()
 	if code == 0 {
 		if err := goleak.Find(); err != nil {

@@ -1,47 +1,49 @@
 package sqlcap
 
 import (
-	"errors"
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 
 	"github.com/hashicorp/go-hclog"
 )
 
-// Set is the databases granted to a runtime, by name: each grant opened
-// once as a DB whose pool every step shares. A step's SQL grant is a Set;
-// the steps of one runtime share one. It is safe for concurrent use.
+// Set is the databases granted to a step, by name. Its databases come from
+// one process-wide cache of pools, one per distinct grant (Pool), so that
+// every step given the same grant — by one manifest, or by the flags of
+// one runtime — shares one bounded pool. A Set is immutable and safe for
+// concurrent use.
 type Set struct {
-	dbs   map[string]*DB
-	names []string
+	grants map[string]Grant
+	names  []string
 }
 
-// OpenSet validates grants (each valid, names unique) and opens a DB for
-// each. It connects to nothing; the first statement on a database does.
-func OpenSet(grants []Grant, log hclog.Logger) (*Set, error) {
+// NewSet validates grants (each valid, names unique) and returns them as a
+// Set. It opens and connects to nothing; the first statement on a
+// database opens its pool.
+func NewSet(grants []Grant) (*Set, error) {
 	if err := ValidateGrants(grants); err != nil {
 		return nil, err
 	}
-	s := &Set{dbs: make(map[string]*DB, len(grants))}
+	s := &Set{grants: make(map[string]Grant, len(grants))}
 	for _, g := range grants {
-		db, err := Open(g, log)
-		if err != nil {
-			s.Close()
-			return nil, err
-		}
-		s.dbs[g.Name] = db
+		s.grants[g.Name] = g.WithDefaults()
 		s.names = append(s.names, g.Name)
 	}
 	slices.Sort(s.names)
 	return s, nil
 }
 
-// Get returns the database granted under name, or an *Error of kind
-// ErrDenied naming the databases that are granted.
+// Get returns the pool of the database granted under name, or an *Error
+// of kind ErrDenied naming the databases that are granted.
 func (s *Set) Get(op, name string) (*DB, error) {
 	if s != nil {
-		if db, ok := s.dbs[name]; ok {
+		if g, ok := s.grants[name]; ok {
+			db, err := Pool(g)
+			if err != nil {
+				return nil, &Error{Kind: ErrFailed, Op: op, Database: name, Reason: "the database cannot be opened", Err: err}
+			}
 			return db, nil
 		}
 	}
@@ -67,19 +69,42 @@ func (s *Set) Grants() []Grant {
 	}
 	out := make([]Grant, len(s.names))
 	for i, n := range s.names {
-		out[i] = s.dbs[n].Grant()
+		out[i] = s.grants[n]
 	}
 	return out
 }
 
-// Close closes every database.
-func (s *Set) Close() error {
-	if s == nil {
-		return nil
+// pools is the process-wide cache of pools, one per distinct grant.
+var pools = struct {
+	sync.Mutex
+	m map[Grant]*DB
+}{m: map[Grant]*DB{}}
+
+// Pool returns the pool of grant g, opening it the first time any step
+// uses g. Pools live until ClosePools; a process has one per distinct
+// grant its operators wrote, so there are few.
+func Pool(g Grant) (*DB, error) {
+	g = g.WithDefaults()
+	pools.Lock()
+	defer pools.Unlock()
+	if db, ok := pools.m[g]; ok {
+		return db, nil
 	}
-	var errs []error
-	for _, db := range s.dbs {
-		errs = append(errs, db.Close())
+	db, err := Open(g, hclog.NewNullLogger())
+	if err != nil {
+		return nil, err
 	}
-	return errors.Join(errs...)
+	pools.m[g] = db
+	return db, nil
+}
+
+// ClosePools closes every pool Pool opened. Statements running finish
+// first; a later Pool opens a new one.
+func ClosePools() {
+	pools.Lock()
+	defer pools.Unlock()
+	for g, db := range pools.m {
+		db.Close()
+		delete(pools.m, g)
+	}
 }

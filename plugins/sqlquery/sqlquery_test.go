@@ -28,6 +28,7 @@ var pg = &pgtest.Lazy{Setup: func(s *pgtest.Server) error {
 
 func TestMain(m *testing.M) {
 	code := m.Run()
+	sqlcap.ClosePools()
 	pg.Stop()
 	os.Exit(code)
 }
@@ -62,11 +63,10 @@ func databasesTB(t testing.TB, driver sqlcap.Driver, mode sqlcap.Mode) *sqlcap.S
 		rw.Close()
 		g.DSN = sqlcap.Secret(path)
 	}
-	set, err := sqlcap.OpenSet([]sqlcap.Grant{g}, nil)
+	set, err := sqlcap.NewSet([]sqlcap.Grant{g})
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { set.Close() })
 	return set
 }
 
@@ -174,11 +174,10 @@ func TestQuery_databaseAndConnectionString(t *testing.T) {
 			t.Errorf("%s: the message echoes the connection string: %s", c.in, e.Message)
 		}
 	}
-	two, err := sqlcap.OpenSet([]sqlcap.Grant{{Name: "a", DSN: ":memory:"}, {Name: "b", DSN: ":memory:"}}, nil)
+	two, err := sqlcap.NewSet([]sqlcap.Grant{{Name: "a", DSN: ":memory:"}, {Name: "b", DSN: ":memory:"}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer two.Close()
 	_, err = sqlquery.Query(ctx, two, []byte(`{"query":"SELECT 1"}`))
 	wantCode(t, err, abi.CodeMissingRequiredField)
 	_, err = sqlquery.Query(ctx, nil, []byte(`{"database":"a","query":"SELECT 1"}`))
@@ -187,11 +186,10 @@ func TestQuery_databaseAndConnectionString(t *testing.T) {
 
 func TestQuery_caps(t *testing.T) {
 	g := sqlcap.Grant{Name: "m", DSN: ":memory:", MaxRows: 2}
-	set, err := sqlcap.OpenSet([]sqlcap.Grant{g}, nil)
+	set, err := sqlcap.NewSet([]sqlcap.Grant{g})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer set.Close()
 	_, err = sqlquery.Query(context.Background(), set, []byte(`{"query":"SELECT 1 UNION ALL SELECT 2 UNION ALL SELECT 3"}`))
 	wantCode(t, err, abi.CodeQuotaExceeded)
 }
