@@ -37,19 +37,6 @@ const (
 	FuncFSLastError = "fs_last_error"
 )
 
-func init() {
-	sig := func(ps ...ValueType) Signature { return Signature{Params: ps, Results: []ValueType{I32}} }
-	Functions[FuncFSRead] = sig(I32, I32, I64, I32, I32, I32)
-	Functions[FuncFSWrite] = sig(I32, I32, I32, I32, I32)
-	Functions[FuncFSAppend] = sig(I32, I32, I32, I32)
-	Functions[FuncFSStat] = sig(I32, I32, I32)
-	Functions[FuncFSList] = sig(I32, I32, I32, I32, I32)
-	Functions[FuncFSRemove] = sig(I32, I32)
-	Functions[FuncFSMkdir] = sig(I32, I32)
-	Functions[FuncFSRename] = sig(I32, I32, I32, I32)
-	Functions[FuncFSLastError] = sig(I32, I32, I32)
-}
-
 // FSWriteExclusive, in fs_write's flags, makes the write fail with
 // ResultExists when the file exists.
 const FSWriteExclusive uint32 = 1

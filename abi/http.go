@@ -27,25 +27,6 @@ const (
 	FuncHTTPLastError = "http_last_error"
 )
 
-func init() {
-	i32 := func(n int) []ValueType {
-		ts := make([]ValueType, n)
-		for i := range ts {
-			ts[i] = I32
-		}
-		return ts
-	}
-	for name, params := range map[string]int{
-		FuncHTTPRequest:      5,
-		FuncHTTPResponseHead: 4,
-		FuncHTTPBodyRead:     4,
-		FuncHTTPClose:        1,
-		FuncHTTPLastError:    3,
-	} {
-		Functions[name] = Signature{Params: i32(params), Results: i32(1)}
-	}
-}
-
 // MaxHTTPHead is the largest request head, in bytes, http_request
 // accepts; a longer one is refused with ResultLimit.
 const MaxHTTPHead = 1 << 20

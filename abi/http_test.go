@@ -61,9 +61,30 @@ func TestFunctions_http(t *testing.T) {
 	for name, params := range map[string]int{
 		FuncHTTPRequest: 5, FuncHTTPResponseHead: 4, FuncHTTPBodyRead: 4, FuncHTTPClose: 1, FuncHTTPLastError: 3,
 	} {
-		sig, ok := Functions[name]
+		sig, ok := LookupFunction(name)
 		if !ok || len(sig.Params) != params || len(sig.Results) != 1 {
 			t.Errorf("%s: %+v, %v", name, sig, ok)
 		}
+	}
+}
+
+func TestFunctions_immutable(t *testing.T) {
+	fs := Functions()
+	fs[0].Signature.Params[0] = I64
+	fs[0].Name = "changed"
+	if sig, ok := LookupFunction(FuncInputLen); !ok || sig.Params[0] != I32 {
+		t.Fatalf("input_len after changing a copy: %+v, %v", sig, ok)
+	}
+	sig, _ := LookupFunction(FuncInputLen)
+	sig.Params[0] = I64
+	if again, _ := LookupFunction(FuncInputLen); again.Params[0] != I32 {
+		t.Fatalf("input_len after changing a looked-up copy: %+v", again)
+	}
+	seen := map[string]bool{}
+	for _, f := range Functions() {
+		if seen[f.Name] {
+			t.Errorf("%s twice in the table", f.Name)
+		}
+		seen[f.Name] = true
 	}
 }

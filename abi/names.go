@@ -73,15 +73,87 @@ type Signature struct {
 	Results []ValueType
 }
 
-// Functions maps each host function of ABI v1 to its signature.
-var Functions = map[string]Signature{
-	FuncInputLen:    {Params: []ValueType{I32}, Results: []ValueType{I32}},
-	FuncInputRead:   {Params: []ValueType{I32, I32, I32}, Results: []ValueType{I32}},
-	FuncOutputWrite: {Params: []ValueType{I32, I32}, Results: []ValueType{I32}},
-	FuncErrorSet:    {Params: []ValueType{I32, I32, I32, I32}, Results: []ValueType{I32}},
-	FuncLog:         {Params: []ValueType{I32, I32, I32, I32, I32}, Results: []ValueType{I32}},
-	FuncDeadline:    {Params: []ValueType{I32}, Results: []ValueType{I32}},
-	FuncCheck:       {Params: nil, Results: []ValueType{I32}},
+// Function is one host function of the ABI: its name in ImportModule, the
+// capability it belongs to and its type.
+type Function struct {
+	Name string
+	// Capability names the capability the function belongs to ("http",
+	// "fs"), or is empty for the core functions every block may call.
+	Capability string
+	Signature  Signature
+}
+
+// The table of ABI v1's host functions. It is fixed at compile time and
+// never handed out: LookupFunction and Functions return copies, so nothing
+// can add, remove or retype a function at run time.
+var functions = [...]Function{
+	{FuncInputLen, "", sig(I32)},
+	{FuncInputRead, "", sig(I32, I32, I32)},
+	{FuncOutputWrite, "", sig(I32, I32)},
+	{FuncErrorSet, "", sig(I32, I32, I32, I32)},
+	{FuncLog, "", sig(I32, I32, I32, I32, I32)},
+	{FuncDeadline, "", sig(I32)},
+	{FuncCheck, "", sig()},
+
+	{FuncHTTPRequest, CapabilityHTTP, sig(I32, I32, I32, I32, I32)},
+	{FuncHTTPResponseHead, CapabilityHTTP, sig(I32, I32, I32, I32)},
+	{FuncHTTPBodyRead, CapabilityHTTP, sig(I32, I32, I32, I32)},
+	{FuncHTTPClose, CapabilityHTTP, sig(I32)},
+	{FuncHTTPLastError, CapabilityHTTP, sig(I32, I32, I32)},
+
+	{FuncFSRead, CapabilityFS, sig(I32, I32, I64, I32, I32, I32)},
+	{FuncFSWrite, CapabilityFS, sig(I32, I32, I32, I32, I32)},
+	{FuncFSAppend, CapabilityFS, sig(I32, I32, I32, I32)},
+	{FuncFSStat, CapabilityFS, sig(I32, I32, I32)},
+	{FuncFSList, CapabilityFS, sig(I32, I32, I32, I32, I32)},
+	{FuncFSRemove, CapabilityFS, sig(I32, I32)},
+	{FuncFSMkdir, CapabilityFS, sig(I32, I32)},
+	{FuncFSRename, CapabilityFS, sig(I32, I32, I32, I32)},
+	{FuncFSLastError, CapabilityFS, sig(I32, I32, I32)},
+
+	{FuncSQLQuery, CapabilitySQL, sig(I32, I32, I32)},
+	{FuncSQLResult, CapabilitySQL, sig(I32, I32, I32)},
+	{FuncSQLExec, CapabilitySQL, sig(I32, I32, I32)},
+	{FuncSQLLastError, CapabilitySQL, sig(I32, I32, I32)},
+}
+
+// Capability names, as Function.Capability gives them.
+const (
+	CapabilityHTTP = "http"
+	CapabilityFS   = "fs"
+	CapabilitySQL  = "sql"
+)
+
+// sig is the type of a host function with the given parameters: every one
+// returns an i32 Result.
+func sig(params ...ValueType) Signature {
+	return Signature{Params: params, Results: []ValueType{I32}}
+}
+
+// LookupFunction returns the type of the host function name, and whether
+// ABI v1 has it.
+func LookupFunction(name string) (Signature, bool) {
+	for _, f := range functions {
+		if f.Name == name {
+			return f.Signature.clone(), true
+		}
+	}
+	return Signature{}, false
+}
+
+// Functions returns every host function of ABI v1, core functions first,
+// in a new slice the caller may keep.
+func Functions() []Function {
+	out := functions[:]
+	out = append([]Function(nil), out...)
+	for i := range out {
+		out[i].Signature = out[i].Signature.clone()
+	}
+	return out
+}
+
+func (s Signature) clone() Signature {
+	return Signature{Params: append([]ValueType(nil), s.Params...), Results: append([]ValueType(nil), s.Results...)}
 }
 
 // Log levels for FuncLog.

@@ -26,14 +26,6 @@ const (
 	FuncSQLLastError = "sql_last_error"
 )
 
-func init() {
-	sig := func(ps ...ValueType) Signature { return Signature{Params: ps, Results: []ValueType{I32}} }
-	Functions[FuncSQLQuery] = sig(I32, I32, I32)
-	Functions[FuncSQLResult] = sig(I32, I32, I32)
-	Functions[FuncSQLExec] = sig(I32, I32, I32)
-	Functions[FuncSQLLastError] = sig(I32, I32, I32)
-}
-
 // MaxSQLRequest is the largest request, in bytes, sql_query and sql_exec
 // accept; a longer one is refused with ResultLimit.
 const MaxSQLRequest = 4 << 20

@@ -68,7 +68,7 @@ func newBenchRawWasmtime(b *testing.B, wasm []byte, epoch bool) *benchRawWasmtim
 	mem := func(c *wasmtime.Caller) []byte { return c.GetExport("memory").Memory().UnsafeData(c) }
 	ok := []wasmtime.Val{wasmtime.ValI32(int32(abi.ResultOK))}
 	define := func(name string, f func(c *wasmtime.Caller, args []wasmtime.Val)) {
-		sig := abi.Functions[name]
+		sig, _ := abi.LookupFunction(name)
 		types := func(ts []abi.ValueType) []*wasmtime.ValType {
 			out := make([]*wasmtime.ValType, len(ts))
 			for i, t := range ts {

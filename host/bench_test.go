@@ -206,7 +206,7 @@ func newBenchRawHost(b *testing.B, wasm []byte, closeOnDone bool) *benchRawHost 
 	r := &benchRawHost{rt: rt, closeOnDone: closeOnDone}
 	hm := rt.NewHostModuleBuilder(abi.ImportModule)
 	export := func(name string, f api.GoModuleFunc) {
-		sig := abi.Functions[name]
+		sig, _ := abi.LookupFunction(name)
 		hm.NewFunctionBuilder().
 			WithGoModuleFunction(f, benchValueTypes(sig.Params), benchValueTypes(sig.Results)).
 			Export(name)

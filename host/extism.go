@@ -10,6 +10,7 @@ import (
 	"github.com/blockhost/blockhost/abi"
 	"github.com/blockhost/blockhost/host/engine"
 	"github.com/blockhost/blockhost/host/extism"
+	"github.com/blockhost/blockhost/host/httpcap"
 )
 
 // Extism plugins (docs/extism.md): a module importing extism:host/env is
@@ -153,8 +154,8 @@ func (b *Block) startExtism(ctx context.Context, st *stepState, step Step, cfg *
 			}
 		},
 	}
-	if st.http != nil {
-		cc.HTTP = st.http.session
+	if i := capabilityIndex(httpcap.Name); i >= 0 {
+		cc.HTTP = httpcap.SessionOf(st.caps[i])
 	}
 	call := extism.NewCall(cc)
 	return extism.WithCall(ctx, call), call, nil

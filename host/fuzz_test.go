@@ -124,7 +124,7 @@ func FuzzHostCalls(f *testing.F) {
 			ended = abi.ResultCancelled
 		}
 
-		sig := abi.Functions[name]
+		sig, _ := abi.LookupFunction(name)
 		stack := []uint64{a0, a1, a2, a3, a4}[:max(len(sig.Params), len(sig.Results))]
 		memBefore, before := bytes.Clone(ts.mem.buf), ts.state()
 		hostFuncs()[name].Func(ts.ctx, mem, stack)

@@ -7,6 +7,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/blockhost/blockhost/abi"
+	"github.com/blockhost/blockhost/host/capability"
 	"github.com/blockhost/blockhost/host/engine"
 )
 
@@ -31,77 +32,54 @@ type stepState struct {
 
 	logState
 
-	// closers release what capabilities opened for the step; they run when
-	// the guest is done, in reverse order.
-	closers []func()
-
-	http *httpStep // the HTTP capability's state (hostcalls_http.go)
-	fs   *fsStep   // the filesystem capability's state (hostcalls_fs.go)
-}
-
-// open prepares the step's capabilities from its grants. Each capability
-// adds its opener with registerOpener; the error is the step's result when
-// a grant cannot be honoured.
-func (st *stepState) open(ctx context.Context, g Grants, cfg *engine.RunConfig) *abi.Error {
-	for _, o := range openers {
-		if err := o(ctx, st, g, cfg); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-func (st *stepState) close() {
-	for i := len(st.closers) - 1; i >= 0; i-- {
-		st.closers[i]()
-	}
-	st.closers = nil
-}
-
-// openers prepare capabilities for a step, in registration order.
-var openers []func(ctx context.Context, st *stepState, g Grants, cfg *engine.RunConfig) *abi.Error
-
-// registerOpener adds a capability's per-step preparation. Call it from
-// init only.
-func registerOpener(o func(ctx context.Context, st *stepState, g Grants, cfg *engine.RunConfig) *abi.Error) {
-	openers = append(openers, o)
+	// caps are the states of the registered capabilities, in the order of
+	// capabilities (capabilities.go), from open to close; capsBuf spares
+	// a step the allocation.
+	caps    []capability.State
+	capsBuf [4]capability.State
+	// cfg is the run's configuration while open runs, for AddDirs.
+	cfg *engine.RunConfig
 }
 
 // hostFunctions are the functions of the blockhost import module: the core
-// ones here, and each capability's added from its file's init with
-// registerHostFunctions.
-var hostFunctions = []engine.HostFunction{
-	hostFunc(abi.FuncInputLen, inputLen),
-	hostFunc(abi.FuncInputRead, inputRead),
-	hostFunc(abi.FuncOutputWrite, outputWrite),
-	hostFunc(abi.FuncErrorSet, errorSet),
-	hostFunc(abi.FuncLog, logCall),
-	hostFunc(abi.FuncDeadline, deadline),
-	hostFunc(abi.FuncCheck, check),
-}
-
-// registerHostFunctions adds host functions; each name must be in
-// abi.Functions. Call it from init only.
-func registerHostFunctions(fns ...engine.HostFunction) {
-	for _, f := range fns {
-		if _, ok := abi.Functions[f.Name]; !ok {
-			panic("host: host function " + f.Name + " is not in abi.Functions")
-		}
-		for _, g := range hostFunctions {
-			if g.Name == f.Name {
-				panic("host: host function " + f.Name + " registered twice")
-			}
+// ones here, then each registered capability's.
+var hostFunctions = func() []engine.HostFunction {
+	fns := []engine.HostFunction{
+		hostFunc(abi.FuncInputLen, inputLen),
+		hostFunc(abi.FuncInputRead, inputRead),
+		hostFunc(abi.FuncOutputWrite, outputWrite),
+		hostFunc(abi.FuncErrorSet, errorSet),
+		hostFunc(abi.FuncLog, logCall),
+		hostFunc(abi.FuncDeadline, deadline),
+		hostFunc(abi.FuncCheck, check),
+	}
+	for i, c := range capabilities {
+		for _, f := range c.Functions() {
+			fns = append(fns, capabilityFunc(i, f))
 		}
 	}
-	hostFunctions = append(hostFunctions, fns...)
-}
+	return fns
+}()
 
-// hostFunc pairs a host function with its ABI signature. Every blockhost
-// function stops when done (docs/abi.md §4): entered after the step is
-// over, or returning after it ended, it ends the run instead of returning
-// to the guest, so no guest code runs after its step is over.
-func hostFunc(name string, f func(context.Context, engine.Memory, []uint64)) engine.HostFunction {
-	return engine.HostFunction{Name: name, Signature: abi.Functions[name], Func: f, StopWhenDone: true}
+// hostFunc makes a blockhost function of f, with its ABI signature. Every
+// call enters first (enter): counted, and answered timeout or cancelled
+// without calling f once the step is over. Every blockhost function stops
+// when done (docs/abi.md §4): entered after the step is over, or returning
+// after it ended, it ends the run instead of returning to the guest, so no
+// guest code runs after its step is over.
+func hostFunc(name string, f func(ctx context.Context, st *stepState, mem engine.Memory, stack []uint64) abi.Result) engine.HostFunction {
+	sig, ok := abi.LookupFunction(name)
+	if !ok {
+		panic("host: host function " + name + " is not in abi.Functions")
+	}
+	return engine.HostFunction{Name: name, Signature: sig, StopWhenDone: true,
+		Func: func(ctx context.Context, mem engine.Memory, stack []uint64) {
+			st, r := enter(ctx)
+			if r == abi.ResultOK {
+				r = f(ctx, st, mem, stack)
+			}
+			stack[0] = uint64(r)
+		}}
 }
 
 // maxMessage caps error and log messages from the guest.
@@ -129,86 +107,55 @@ func enter(ctx context.Context) (*stepState, abi.Result) {
 	return st, abi.ResultOK
 }
 
-func ret(stack []uint64, r abi.Result) { stack[0] = uint64(r) }
-
-func inputLen(ctx context.Context, mem engine.Memory, stack []uint64) {
-	st, r := enter(ctx)
-	if r != abi.ResultOK {
-		ret(stack, r)
-		return
-	}
+func inputLen(_ context.Context, st *stepState, mem engine.Memory, stack []uint64) abi.Result {
 	if mem == nil || !mem.WriteUint32Le(uint32(stack[0]), uint32(len(st.input))) {
-		ret(stack, abi.ResultInvalid)
-		return
+		return abi.ResultInvalid
 	}
-	ret(stack, abi.ResultOK)
+	return abi.ResultOK
 }
 
-func inputRead(ctx context.Context, mem engine.Memory, stack []uint64) {
-	st, r := enter(ctx)
-	if r != abi.ResultOK {
-		ret(stack, r)
-		return
-	}
+func inputRead(_ context.Context, st *stepState, mem engine.Memory, stack []uint64) abi.Result {
 	buf, bufLen, nPtr := uint32(stack[0]), uint32(stack[1]), uint32(stack[2])
 	n := min(uint64(bufLen), uint64(len(st.input)))
 	if mem == nil {
-		ret(stack, abi.ResultInvalid)
-		return
+		return abi.ResultInvalid
 	}
 	if _, ok := mem.Read(nPtr, 4); !ok {
-		ret(stack, abi.ResultInvalid)
-		return
+		return abi.ResultInvalid
 	}
 	if _, ok := mem.Read(buf, bufLen); !ok {
-		ret(stack, abi.ResultInvalid)
-		return
+		return abi.ResultInvalid
 	}
 	mem.Write(buf, st.input[:n])
 	mem.WriteUint32Le(nPtr, uint32(n))
-	ret(stack, abi.ResultOK)
+	return abi.ResultOK
 }
 
-func outputWrite(ctx context.Context, mem engine.Memory, stack []uint64) {
-	st, r := enter(ctx)
-	if r != abi.ResultOK {
-		ret(stack, r)
-		return
-	}
+func outputWrite(_ context.Context, st *stepState, mem engine.Memory, stack []uint64) abi.Result {
 	if mem == nil {
-		ret(stack, abi.ResultInvalid)
-		return
+		return abi.ResultInvalid
 	}
 	data, ok := mem.Read(uint32(stack[0]), uint32(stack[1]))
 	if !ok {
-		ret(stack, abi.ResultInvalid)
-		return
+		return abi.ResultInvalid
 	}
 	if _, err := st.output.Write(data); err != nil {
-		ret(stack, abi.ResultLimit)
-		return
+		return abi.ResultLimit
 	}
-	ret(stack, abi.ResultOK)
+	return abi.ResultOK
 }
 
-func errorSet(ctx context.Context, mem engine.Memory, stack []uint64) {
-	st, r := enter(ctx)
-	if r != abi.ResultOK {
-		ret(stack, r)
-		return
-	}
+func errorSet(_ context.Context, st *stepState, mem engine.Memory, stack []uint64) abi.Result {
 	code, class := abi.Code(uint32(stack[0])), abi.Class(uint32(stack[1]))
 	if !code.Valid() || code >= 5000 || !class.Valid() || mem == nil {
-		ret(stack, abi.ResultInvalid)
-		return
+		return abi.ResultInvalid
 	}
 	msg, ok := mem.Read(uint32(stack[2]), uint32(stack[3]))
 	if !ok {
-		ret(stack, abi.ResultInvalid)
-		return
+		return abi.ResultInvalid
 	}
 	st.guestErr = abi.NewError(code, class, guestString(msg))
-	ret(stack, abi.ResultOK)
+	return abi.ResultOK
 }
 
 // guestString copies guest bytes into a string of valid UTF-8, cut at
@@ -224,24 +171,19 @@ func guestString(b []byte) string {
 	return s
 }
 
-func deadline(ctx context.Context, mem engine.Memory, stack []uint64) {
-	_, r := enter(ctx)
-	if r != abi.ResultOK {
-		ret(stack, r)
-		return
-	}
+func deadline(ctx context.Context, _ *stepState, mem engine.Memory, stack []uint64) abi.Result {
 	left := int64(-1)
 	if dl, ok := ctx.Deadline(); ok {
 		left = max(int64(time.Until(dl)), 0)
 	}
 	if mem == nil || !mem.WriteUint64Le(uint32(stack[0]), uint64(left)) {
-		ret(stack, abi.ResultInvalid)
-		return
+		return abi.ResultInvalid
 	}
-	ret(stack, abi.ResultOK)
+	return abi.ResultOK
 }
 
-func check(ctx context.Context, _ engine.Memory, stack []uint64) {
-	_, r := enter(ctx)
-	ret(stack, r)
+// check returns ok: hostFunc's enter has answered timeout or cancelled
+// already if the step is over.
+func check(context.Context, *stepState, engine.Memory, []uint64) abi.Result {
+	return abi.ResultOK
 }

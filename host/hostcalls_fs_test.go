@@ -19,7 +19,7 @@ func fsTestStep(t *testing.T, q fscap.Quota) (*testStep, string, *engine.RunConf
 	dir := t.TempDir()
 	cfg := &engine.RunConfig{}
 	g := Grants{FS: []fscap.Grant{{HostDir: dir, GuestPath: "/d", Quota: q}, {HostDir: t.TempDir(), GuestPath: "/e"}}}
-	if err := openFS(ts.ctx, ts.st, g, cfg); err != nil {
+	if err := ts.st.open(ts.ctx, g, cfg); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(ts.st.close)
@@ -216,7 +216,7 @@ func FuzzFSHostCalls(f *testing.F) {
 	f.Fuzz(func(t *testing.T, path, path2 []byte, which uint8, a, b uint32) {
 		ts := newTestStep(t, "", Limits{})
 		dir := t.TempDir()
-		if err := openFS(ts.ctx, ts.st, Grants{FS: []fscap.Grant{{HostDir: dir, GuestPath: "/d"}}}, &engine.RunConfig{}); err != nil {
+		if err := ts.st.open(ts.ctx, Grants{FS: []fscap.Grant{{HostDir: dir, GuestPath: "/d"}}}, &engine.RunConfig{}); err != nil {
 			t.Fatal(err)
 		}
 		defer ts.st.close()
@@ -242,8 +242,8 @@ func FuzzFSHostCalls(f *testing.F) {
 		if r := ts.call(t, fn, args...); r > abi.ResultIO {
 			t.Fatalf("%s = %d", fn, r)
 		}
-		if ts.st.fs.lastErr != nil && ts.st.fs.lastErr.Name == "" {
-			t.Fatalf("detail without a code name: %+v", ts.st.fs.lastErr)
+		if e := ts.detail(t, abi.FuncFSLastError); e != nil && e.Name == "" {
+			t.Fatalf("detail without a code name: %+v", e)
 		}
 	})
 }

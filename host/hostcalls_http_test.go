@@ -52,7 +52,7 @@ func httpServer(t *testing.T, h http.Handler) (string, *nettest.CountingListener
 // withHTTP opens the step's HTTP capability as Block.Run does.
 func (ts *testStep) withHTTP(t *testing.T, p *httpcap.Policy) *testStep {
 	t.Helper()
-	if err := openHTTP(ts.ctx, ts.st, Grants{HTTP: p}, nil); err != nil {
+	if err := ts.st.open(ts.ctx, Grants{HTTP: p}, &engine.RunConfig{}); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(ts.st.close)
@@ -118,7 +118,7 @@ func TestHTTPHostCalls_roundTrip(t *testing.T) {
 	n := ts.putHead(t, abi.HTTPRequest{Method: "POST", URL: url + "/x", Headers: map[string][]string{"X-In": {"v"}}})
 	ts.mem.put(bodyAt, "payload")
 	if r := ts.hcall(t, abi.FuncHTTPRequest, headAt, n, bodyAt, 7, respAt); r != abi.ResultOK {
-		t.Fatalf("http_request = %s: %+v", r, ts.st.http.lastErr)
+		t.Fatalf("http_request = %s: %+v", r, ts.detail(t, abi.FuncHTTPLastError))
 	}
 	handle, headLen := ts.mem.u32(respAt), ts.mem.u32(respAt+4)
 

@@ -118,6 +118,25 @@ func (ts *testStep) withContext(ctx context.Context) *testStep {
 	return ts
 }
 
+// detail returns what the *_last_error function name answers, or nil
+// when it answers not_found. It uses the top 16 KiB of the step's memory.
+func (ts *testStep) detail(t testing.TB, name string) *abi.Error {
+	t.Helper()
+	buf, n := uint32(len(ts.mem.buf)-16<<10), uint32(len(ts.mem.buf)-4)
+	switch r := callHost(t, ts.ctx, ts.mem, name, uint64(buf), 12<<10, uint64(n)); r {
+	case abi.ResultNotFound:
+		return nil
+	case abi.ResultOK:
+	default:
+		t.Fatalf("%s = %s", name, r)
+	}
+	var e abi.Error
+	if err := json.Unmarshal(ts.mem.buf[buf:buf+ts.mem.u32(n)], &e); err != nil {
+		t.Fatal(err)
+	}
+	return &e
+}
+
 // hostFuncs maps names to the host module's functions. It is built on
 // first use, after every capability's init has registered its functions.
 var hostFuncs = sync.OnceValue(func() map[string]engine.HostFunction {
@@ -275,7 +294,7 @@ func TestHostModule_matchesABI(t *testing.T) {
 	have := map[string]bool{}
 	for _, f := range hm.Functions {
 		have[f.Name] = true
-		sig, ok := abi.Functions[f.Name]
+		sig, ok := abi.LookupFunction(f.Name)
 		if !ok {
 			t.Errorf("host function %q is not in ABI v1", f.Name)
 			continue

@@ -67,35 +67,25 @@ var hclogLevels = [...]hclog.Level{
 	abi.LevelError: hclog.Error,
 }
 
-func logCall(ctx context.Context, mem engine.Memory, stack []uint64) {
-	st, r := enter(ctx)
-	if r != abi.ResultOK {
-		ret(stack, r)
-		return
-	}
+func logCall(_ context.Context, st *stepState, mem engine.Memory, stack []uint64) abi.Result {
 	level := uint32(stack[0])
 	if level < abi.LevelTrace || level > abi.LevelError || mem == nil {
-		ret(stack, abi.ResultInvalid)
-		return
+		return abi.ResultInvalid
 	}
 	msg, ok := mem.Read(uint32(stack[1]), uint32(stack[2]))
 	if !ok {
-		ret(stack, abi.ResultInvalid)
-		return
+		return abi.ResultInvalid
 	}
 	kvBytes, ok := mem.Read(uint32(stack[3]), uint32(stack[4]))
 	if !ok {
-		ret(stack, abi.ResultInvalid)
-		return
+		return abi.ResultInvalid
 	}
 	kv, ok := decodeKV(kvBytes)
 	if !ok {
-		ret(stack, abi.ResultInvalid)
-		return
+		return abi.ResultInvalid
 	}
 	if !st.admit(min(len(msg), maxMessage) + len(kvBytes)) {
-		ret(stack, abi.ResultLimit)
-		return
+		return abi.ResultLimit
 	}
 	args := make([]any, 0, len(kv)+2)
 	for i, s := range kv {
@@ -108,7 +98,7 @@ func logCall(ctx context.Context, mem engine.Memory, stack []uint64) {
 		args = append(args, "truncated", true)
 	}
 	st.log().Log(hclogLevels[level], guestString(msg), args...)
-	ret(stack, abi.ResultOK)
+	return abi.ResultOK
 }
 
 // decodeKV splits a key/value buffer of NUL-terminated strings. An empty

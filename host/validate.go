@@ -113,7 +113,7 @@ func checkImport(name string, im engine.Import) error {
 		if im.Kind != engine.KindFunc {
 			return unknown("the host exports only functions")
 		}
-		sig, ok := abi.Functions[im.Name]
+		sig, ok := abi.LookupFunction(im.Name)
 		if !ok {
 			return unknown("not a function of ABI v1")
 		}

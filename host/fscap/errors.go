@@ -44,11 +44,40 @@ type Error struct {
 	Grant string
 	// Class is one of the Err* sentinels of this package.
 	Class error
+	// Reason tells apart refusals of one Class that a caller must treat
+	// differently, such as WASI's error numbers; ReasonNone for most.
+	Reason Reason
 	// Detail says, for people, what exactly was wrong.
 	Detail string
 	// Err is the underlying error, such as a *fs.PathError wrapping a
 	// syscall.Errno, or the step's context.Cause; it may be nil.
 	Err error
+}
+
+// Reason refines an error's Class where the difference matters to a
+// caller: WASI reports EROFS, EISDIR and ENOTDIR for them (wasi.go), which
+// it must not decide by comparing message text.
+type Reason uint8
+
+// Reasons.
+const (
+	ReasonNone     Reason = iota
+	ReasonReadOnly        // a write under a read-only grant (ErrPermission)
+	ReasonIsDir           // a directory where a file is needed (ErrInvalidPath)
+	ReasonNotDir          // a file where a directory is needed (ErrInvalidPath)
+)
+
+// String is the reason as an Error's Detail states it.
+func (r Reason) String() string {
+	switch r {
+	case ReasonReadOnly:
+		return "the directory is granted read-only"
+	case ReasonIsDir:
+		return "is a directory"
+	case ReasonNotDir:
+		return "not a directory"
+	}
+	return ""
 }
 
 // Error returns "write /data/x: quota exceeded: ...".

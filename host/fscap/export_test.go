@@ -9,3 +9,6 @@ func ClassifyForTest(err error) error {
 }
 
 func nullLogger() hclog.Logger { return hclog.NewNullLogger() }
+
+// ToWASI is toWASI, for the errno tests.
+var ToWASI = toWASI

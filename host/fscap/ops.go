@@ -143,7 +143,7 @@ func (o *op) readable(info fs.FileInfo) error {
 	m := info.Mode()
 	switch {
 	case m.IsDir():
-		return o.refuse(ErrInvalidPath, detailIsDir)
+		return o.refuseFor(ErrInvalidPath, ReasonIsDir)
 	case m&(fs.ModeDevice|fs.ModeCharDevice|fs.ModeSocket|fs.ModeIrregular) != 0:
 		return o.refuse(ErrPermission, "not a regular file: devices and sockets are never opened")
 	}
@@ -275,7 +275,7 @@ func (o *op) stage(exclusive bool) (*staged, error) {
 	case err == nil:
 		st.existed = true
 		if info.IsDir() {
-			return nil, o.refuse(ErrInvalidPath, detailIsDir)
+			return nil, o.refuseFor(ErrInvalidPath, ReasonIsDir)
 		}
 		if info.Mode()&fs.ModeSymlink != 0 {
 			// A write replaces a file; it cannot follow a link and stay
@@ -557,7 +557,7 @@ func (o *op) list() ([]fs.DirEntry, error) {
 		return nil, err
 	}
 	if !info.IsDir() {
-		return nil, o.refuse(ErrInvalidPath, detailNotDir)
+		return nil, o.refuseFor(ErrInvalidPath, ReasonNotDir)
 	}
 	var out []fs.DirEntry
 	for {

@@ -212,7 +212,7 @@ func (s *Session) beginIn(o *op, g *grant, rel string, write bool) (*op, error) 
 	case s.closed.Load():
 		return nil, o.fail(&Error{Class: ErrUnavailable, Detail: "the step's file system is closed", Err: errNotReady})
 	case write && g.ReadOnly:
-		return nil, o.refuse(ErrPermission, detailReadOnly)
+		return nil, o.refuseFor(ErrPermission, ReasonReadOnly)
 	case s.abandoned.Load() >= MaxAbandonedPerStep || abandonedNow.Load() >= MaxAbandoned:
 		return nil, o.refuse(ErrUnavailable, "too many file operations are stuck in the kernel")
 	}
@@ -233,6 +233,11 @@ func guestJoin(gp, rel string) string {
 // refuse fails the operation before it reaches the file system.
 func (o *op) refuse(class error, detail string) error {
 	return o.fail(&Error{Class: class, Detail: detail})
+}
+
+// refuseFor is refuse for a refusal a caller tells apart by its Reason.
+func (o *op) refuseFor(class error, r Reason) error {
+	return o.fail(&Error{Class: class, Reason: r, Detail: r.String()})
 }
 
 // end finishes the operation: it logs it and returns err as an *Error.

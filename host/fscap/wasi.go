@@ -70,17 +70,17 @@ func toWASI(err error) error {
 		errno = syscall.ENOENT
 	case ErrPermission:
 		errno = syscall.EPERM
-		if e.Detail == detailReadOnly {
+		if e.Reason == ReasonReadOnly {
 			errno = syscall.EROFS
 		}
 	case ErrExist:
 		errno = syscall.EEXIST
 	case ErrInvalidPath:
 		errno = syscall.EINVAL
-		switch e.Detail {
-		case detailIsDir:
+		switch e.Reason {
+		case ReasonIsDir:
 			errno = syscall.EISDIR
-		case detailNotDir:
+		case ReasonNotDir:
 			errno = syscall.ENOTDIR
 		}
 	default:
@@ -271,7 +271,7 @@ func (w *wasiFS) openRead(o *op, flag engine.OpenFlag, slash bool) (*wasiFile, e
 	case m&fs.ModeSymlink != 0:
 		return nil, &os.PathError{Op: "open", Path: o.rel, Err: syscall.ELOOP}
 	case (slash || flag&engine.OpenDirectory != 0) && !m.IsDir():
-		return nil, o.refuse(ErrInvalidPath, detailNotDir)
+		return nil, o.refuseFor(ErrInvalidPath, ReasonNotDir)
 	case m&(fs.ModeDevice|fs.ModeCharDevice|fs.ModeSocket|fs.ModeIrregular) != 0:
 		return nil, o.refuse(ErrPermission, "not a regular file: devices and sockets are never opened")
 	}
@@ -294,7 +294,7 @@ func (w *wasiFS) openRead(o *op, flag engine.OpenFlag, slash bool) (*wasiFile, e
 
 func (w *wasiFS) openWrite(o *op, flag engine.OpenFlag) (*wasiFile, error) {
 	if o.rel == "." || flag&engine.OpenDirectory != 0 {
-		return nil, o.refuse(ErrInvalidPath, detailIsDir)
+		return nil, o.refuseFor(ErrInvalidPath, ReasonIsDir)
 	}
 	root := w.g.root
 	info, err := call(w.s, o.ctx, &o.tr, func() (fs.FileInfo, error) { return root.Lstat(o.rel) }, nil)
@@ -305,7 +305,7 @@ func (w *wasiFS) openWrite(o *op, flag engine.OpenFlag) (*wasiFile, error) {
 	create, excl := flag&engine.OpenCreate != 0, flag&engine.OpenExclusive != 0
 	switch {
 	case exists && info.IsDir():
-		return nil, o.refuse(ErrInvalidPath, detailIsDir)
+		return nil, o.refuseFor(ErrInvalidPath, ReasonIsDir)
 	case exists && create && excl:
 		return nil, o.refuse(ErrExist, "the file exists")
 	case !exists && !create:
@@ -392,13 +392,6 @@ func (w *wasiFS) openWrite(o *op, flag engine.OpenFlag) (*wasiFile, error) {
 	}
 	return wf, nil
 }
-
-// Refusal details that choose a WASI error number.
-const (
-	detailReadOnly = "the directory is granted read-only"
-	detailIsDir    = "is a directory"
-	detailNotDir   = "not a directory"
-)
 
 // wasiFile is a file or directory a WASI guest opened.
 type wasiFile struct {

@@ -47,6 +47,12 @@ type Settings struct {
 	// manifest also grants replaces the manifest's grant.
 	FS []fscap.Grant
 
+	// CapFlags are the command-line grants of registered capabilities
+	// that take them (capability.FlagGrants), such as --allow-sql's
+	// values under "sql", in order; each capability's ParseFlags adds
+	// them to the manifest's grant.
+	CapFlags map[string][]string
+
 	// Function is the function of an Extism plugin every step calls,
 	// over the manifest's (docs/extism.md).
 	Function string
@@ -83,6 +89,7 @@ func NewConfig() Config {
 func (c Config) WithOverrides(s Settings) Config {
 	s.Env = maps.Clone(s.Env)
 	s.Config = maps.Clone(s.Config)
+	s.CapFlags = maps.Clone(s.CapFlags)
 	c.overrides = s
 	return c
 }
@@ -137,6 +144,9 @@ func (c Config) validate() error {
 	}
 	if _, err := httpcap.NewPolicy(o.HTTP...); err != nil {
 		return &ConfigError{Field: "http grants", Problem: err.Error()}
+	}
+	if _, err := capGrants(nil, o.CapFlags); err != nil {
+		return &ConfigError{Field: "capability grants", Problem: err.Error()}
 	}
 	return nil
 }

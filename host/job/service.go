@@ -9,12 +9,14 @@ import (
 	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/blockhost/blockhost/abi"
 	"github.com/blockhost/blockhost/host"
+	"github.com/blockhost/blockhost/host/capability"
 	"github.com/blockhost/blockhost/host/executor"
 	"github.com/blockhost/blockhost/host/fscap"
 	"github.com/blockhost/blockhost/host/httpcap"
@@ -44,6 +46,7 @@ type loaded struct {
 	env      map[string]string // the manifest's
 	http     *httpcap.Policy   // the manifest's and the overrides'
 	fs       []fscap.Grant     // the manifest's and the overrides'
+	caps     map[string]any    // other capabilities': the manifest's and the overrides'
 	limits   host.Limits       // the manifest's
 	retry    executor.RetryPolicy
 	total    time.Duration
@@ -193,7 +196,7 @@ func (s *Service) Resolve(ctx context.Context, r Request) (executor.Request, err
 	}
 	lineLimits := host.Limits{Timeout: time.Duration(r.Timeout), Memory: uint64(r.Memory), Output: uint64(r.OutputLimit)}
 	step.Limits = o.Limits.Or(lineLimits.Or(l.limits))
-	step.Grants = host.Grants{Env: l.env, HTTP: l.http, FS: l.fs}
+	step.Grants = host.Grants{Env: l.env, HTTP: l.http, FS: l.fs, Caps: l.caps}
 	if len(r.Env) > 0 || len(o.Env) > 0 {
 		env := maps.Clone(l.env)
 		if env == nil {
@@ -266,6 +269,7 @@ func (s *Service) load(ctx context.Context, r Request) (*loaded, error) {
 		l, err = s.loadModule(ctx, r.Block, "", strings.TrimSuffix(filepath.Base(r.Block), ".wasm"), s.cfg.overrides.Engine, "")
 		if err == nil {
 			l.http, l.fs = s.http, s.cfg.overrides.FS
+			l.caps, _ = capGrants(nil, s.cfg.overrides.CapFlags) // validated
 		}
 	}
 	if err != nil {
@@ -396,7 +400,36 @@ manifestGrants:
 	if err := fscap.ValidateGrants(l.fs); err != nil {
 		return nil, fmt.Errorf("directory grants: %w", err)
 	}
+	if l.caps, err = capGrants(m.Caps, o.CapFlags); err != nil {
+		return nil, err
+	}
 	return l, nil
+}
+
+// capGrants are the grants of the capabilities other than HTTP and FS: the
+// manifest's sections, with each capability's flag values added by its
+// ParseFlags. Nil when there are none.
+func capGrants(fromManifest map[string]any, flags map[string][]string) (map[string]any, error) {
+	if len(fromManifest) == 0 && len(flags) == 0 {
+		return nil, nil
+	}
+	out := maps.Clone(fromManifest)
+	if out == nil {
+		out = map[string]any{}
+	}
+	for _, name := range slices.Sorted(maps.Keys(flags)) {
+		c, ok := capability.Lookup(name)
+		fg, takes := c.(capability.FlagGrants)
+		if !ok || !takes {
+			return nil, fmt.Errorf("no capability %q takes grants from flags", name)
+		}
+		g, err := fg.ParseFlags(flags[name], out[name])
+		if err != nil {
+			return nil, fmt.Errorf("%s grants: %w", name, err)
+		}
+		out[name] = g
+	}
+	return out, nil
 }
 
 // CheckHostDir fails unless dir is an existing directory, so that a typo

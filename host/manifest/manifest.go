@@ -24,6 +24,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/hashicorp/hcl/v2"
@@ -32,6 +33,7 @@ import (
 	"github.com/zclconf/go-cty/cty"
 	"github.com/zclconf/go-cty/cty/convert"
 
+	"github.com/blockhost/blockhost/host/capability"
 	"github.com/blockhost/blockhost/host/fscap"
 	"github.com/blockhost/blockhost/host/httpcap"
 )
@@ -80,6 +82,12 @@ type Manifest struct {
 	// Config is an Extism plugin's configuration; nil when the manifest
 	// sets none (extism.go).
 	Config map[string]string
+	// Caps are the grants of the sections of registered capabilities
+	// that decode their own (capability.ManifestSection), such as
+	// capabilities { sql { … } }, by capability name, in the type the
+	// capability's Open takes; host.Grants.Caps takes them as they are.
+	// It is nil when the manifest has no such section.
+	Caps map[string]any
 	// SHA256 is the module's pinned digest, 64 lower-case hex digits, or
 	// empty when the manifest pins none (pin.go). Optional.
 	SHA256 string
@@ -182,11 +190,39 @@ var (
 	limitsSchema = &hcl.BodySchema{
 		Attributes: []hcl.AttributeSchema{{Name: "timeout"}, {Name: "memory"}, {Name: "output"}, {Name: "log"}},
 	}
-	capabilitiesSchema = &hcl.BodySchema{
-		Attributes: []hcl.AttributeSchema{{Name: "env"}},
-		Blocks:     []hcl.BlockHeaderSchema{{Type: "http"}, {Type: "filesystem"}},
-	}
+	// capabilitiesSchema is built on first use, once every capability
+	// has registered: a registered capability with a manifest section
+	// (capability.ManifestSection) adds a block of its name.
+	capabilitiesSchema = sync.OnceValue(func() *hcl.BodySchema {
+		s := &hcl.BodySchema{
+			Attributes: []hcl.AttributeSchema{{Name: "env"}},
+			Blocks:     []hcl.BlockHeaderSchema{{Type: "http"}, {Type: "filesystem"}},
+		}
+		for _, c := range sectionCapabilities() {
+			s.Blocks = append(s.Blocks, hcl.BlockHeaderSchema{Type: c.Name()})
+		}
+		return s
+	})
 )
+
+// sectionCapabilities are the registered capabilities that decode a
+// manifest section of their own, except those whose section this package
+// decodes itself (http, filesystem) or whose name another part of the
+// capabilities block takes.
+func sectionCapabilities() []capability.Capability {
+	var out []capability.Capability
+	for _, c := range capability.All() {
+		if _, ok := c.(capability.ManifestSection); !ok {
+			continue
+		}
+		switch c.Name() {
+		case "env", "http", "filesystem":
+			continue
+		}
+		out = append(out, c)
+	}
+	return out
+}
 
 // decoder turns a parsed body into a Manifest, collecting every problem
 // rather than stopping at the first, so one run shows the operator all of
@@ -354,13 +390,27 @@ func (d *decoder) size(attr *hcl.Attribute, name string, max uint64, why string)
 }
 
 func (d *decoder) capabilities(blk *hcl.Block, m *Manifest) map[string]string {
-	content, diags := blk.Body.Content(capabilitiesSchema)
+	content, diags := blk.Body.Content(capabilitiesSchema())
 	d.diags = append(d.diags, diags...)
 	if blk := d.single(content.Blocks, "http"); blk != nil {
 		m.HTTP = d.http(blk) // http.go
 	}
 	if blk := d.single(content.Blocks, "filesystem"); blk != nil {
 		m.FS = d.filesystem(blk) // fs.go
+	}
+	for _, c := range sectionCapabilities() {
+		blk := d.single(content.Blocks, c.Name())
+		if blk == nil {
+			continue
+		}
+		g, diags := c.(capability.ManifestSection).DecodeSection(blk.Body, filepath.Dir(d.filename))
+		d.diags = append(d.diags, diags...)
+		if g != nil && !diags.HasErrors() {
+			if m.Caps == nil {
+				m.Caps = map[string]any{}
+			}
+			m.Caps[c.Name()] = g
+		}
 	}
 	if attr, ok := content.Attributes["env"]; ok {
 		return d.env(attr.Expr)

@@ -9,7 +9,7 @@ import (
 )
 
 // The imports below are the host functions of docs/abi.md §4. Their names
-// and parameter lists must match abi.Functions; no test can call them
+// and parameter lists must match abi.Functions(); no test can call them
 // without a host, so TestImports, a native test, parses this file and
 // compares.
 

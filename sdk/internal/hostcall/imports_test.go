@@ -13,7 +13,7 @@ import (
 )
 
 // TestImports checks the //go:wasmimport declarations of the wasip1 build
-// against abi.Functions: every host function imported once, under module
+// against abi.Functions(): every host function imported once, under module
 // abi.ImportModule, with the right parameter and result types.
 func TestImports(t *testing.T) {
 	// Each capability declares its imports in a file of its own.
@@ -46,7 +46,7 @@ func TestImports(t *testing.T) {
 				continue
 			}
 			name := fields[2]
-			want, ok := abi.Functions[name]
+			want, ok := abi.LookupFunction(name)
 			if !ok {
 				t.Errorf("%s imports %q, which ABI v1 does not define", fd.Name.Name, name)
 				continue
@@ -61,7 +61,8 @@ func TestImports(t *testing.T) {
 			}
 		}
 	}
-	for name := range abi.Functions {
+	for _, f := range abi.Functions() {
+		name := f.Name
 		if !seen[name] {
 			t.Errorf("host function %q is not imported", name)
 		}
