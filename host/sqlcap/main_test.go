@@ -39,6 +39,7 @@ GRANT SELECT ON items TO limited;`},
 
 func TestMain(m *testing.M) {
 	code := m.Run()
+	closeRuntimes()
 	if suDB != nil {
 		suDB.Close()
 	}

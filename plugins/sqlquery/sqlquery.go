@@ -33,7 +33,9 @@ import (
 	"strings"
 
 	"github.com/blockhost/blockhost/abi"
+	"github.com/blockhost/blockhost/host"
 	"github.com/blockhost/blockhost/host/sqlcap"
+	"github.com/blockhost/blockhost/plugins"
 )
 
 // Names of the blocks.
@@ -41,6 +43,25 @@ const (
 	QueryName = "sql.query"
 	ExecName  = "sql.exec"
 )
+
+func init() {
+	plugins.Register(plugins.Plugin{Name: QueryName, Summary: "one parameterised query on a granted database", Run: runQuery})
+	plugins.Register(plugins.Plugin{Name: ExecName, Summary: "one parameterised statement that changes a granted database", Run: runExec})
+}
+
+func runQuery(ctx context.Context, call *host.Call) ([]byte, error) {
+	return Query(ctx, databasesOf(call), call.Step.Input)
+}
+
+func runExec(ctx context.Context, call *host.Call) ([]byte, error) {
+	return Exec(ctx, databasesOf(call), call.Step.Input)
+}
+
+// databasesOf returns the step's SQL grant, nil when it has none.
+func databasesOf(call *host.Call) *sqlcap.Set {
+	set, _ := call.Step.Grants.Caps[sqlcap.Name].(*sqlcap.Set)
+	return set
+}
 
 // Request is the input of both blocks.
 type Request struct {
