@@ -31,7 +31,9 @@ func TestCapability_hostFunctions(t *testing.T) {
 	mem := make(capabilitytest.Memory, 1<<16)
 	put := func(off uint32, s string) (uint64, uint64) { copy(mem[off:], s); return uint64(off), uint64(len(s)) }
 	u32 := func(off uint32) uint32 { return binary.LittleEndian.Uint32(mem[off:]) }
-	call := func(name string, args ...uint64) abi.Result { return capabilitytest.Call(ctx, c, st, mem, name, args...) }
+	call := func(name string, args ...uint64) abi.Result {
+		return capabilitytest.Call(ctx, c, st, mem, name, args...)
+	}
 	lastErr := func() abi.Error {
 		var e abi.Error
 		if r := call(abi.FuncSQLLastError, 8192, 4096, 16); r != abi.ResultOK {
