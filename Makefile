@@ -64,6 +64,7 @@ bench:
 	$(GO) test -run='^$$' -bench=DataMerge -benchtime=$(BENCHTIME) $(BENCHFLAGS) ./host/engine/wazero/
 	cd internal/extismcompat && $(GO) test -run='^$$' -bench=. -benchtime=$(BENCHTIME) $(BENCHFLAGS) .
 	$(GO) test -run='^$$' -bench=EndToEnd -benchtime=$(BENCHTIME) $(BENCHFLAGS) ./host/worker/
+	$(GO) test -run='^$$' -bench=SelectByKey -benchtime=$(BENCHTIME) $(BENCHFLAGS) ./plugins/sqlquery/
 
 # The Go files gofmt looks at: all of them, testdata included, outside
 # hidden directories (.git, caches).

@@ -110,12 +110,18 @@ var functions = [...]Function{
 	{FuncFSMkdir, CapabilityFS, sig(I32, I32)},
 	{FuncFSRename, CapabilityFS, sig(I32, I32, I32, I32)},
 	{FuncFSLastError, CapabilityFS, sig(I32, I32, I32)},
+
+	{FuncSQLQuery, CapabilitySQL, sig(I32, I32, I32)},
+	{FuncSQLResult, CapabilitySQL, sig(I32, I32, I32)},
+	{FuncSQLExec, CapabilitySQL, sig(I32, I32, I32)},
+	{FuncSQLLastError, CapabilitySQL, sig(I32, I32, I32)},
 }
 
 // Capability names, as Function.Capability gives them.
 const (
 	CapabilityHTTP = "http"
 	CapabilityFS   = "fs"
+	CapabilitySQL  = "sql"
 )
 
 // sig is the type of a host function with the given parameters: every one

@@ -14,6 +14,7 @@ import (
 	// one more import here (docs/capabilities.md, "Adding a capability").
 	_ "github.com/blockhost/blockhost/host/fscap"
 	_ "github.com/blockhost/blockhost/host/httpcap"
+	_ "github.com/blockhost/blockhost/host/sqlcap"
 )
 
 // capabilities are the registered capabilities, in the order every step

@@ -24,9 +24,9 @@ import (
 )
 
 // builtinJobTypes are the built-in blocks a worker runs without
-// configuration, under the grants of its --allow-http and --allow-dir
-// flags (none by default: every request is denied).
-var builtinJobTypes = []string{"http.request", "fs.blob_put", "fs.blob_get", "fs.put", "fs.get", "human.approval"}
+// configuration, under the grants of its --allow-http, --allow-dir and
+// --allow-sql flags (none by default: every request is denied).
+var builtinJobTypes = []string{"http.request", "fs.blob_put", "fs.blob_get", "fs.put", "fs.get", "sql.query", "sql.exec", "human.approval"}
 
 func workerCommand() *cli.Command {
 	return &cli.Command{
@@ -34,11 +34,11 @@ func workerCommand() *cli.Command {
 		Usage: "run ExecAssignments from NATS JetStream and publish their ExecResults",
 		Description: "Without --nats the worker embeds a nats-server with JetStream file storage under\n" +
 			"--store, listening on --nats-listen so that more workers and `blockhost submit` can join.\n" +
-			"Job types: the built-ins (" + strings.Join(builtinJobTypes, ", ") + ")\n" +
-			"under the --allow-http and --allow-dir grants, and each WebAssembly block of --config\n" +
-			"(block \"TYPE\" { manifest = \"…\" sha256 = \"…\" }) or --block. human.approval waits,\n" +
-			"holding no slot, for a decision on caf.exec.approval.v1.decide.ID (blockhost decide) or\n" +
-			"its deadline.\n" +
+			"Job types: the built-ins\n(" + strings.Join(builtinJobTypes, ", ") + ")\n" +
+			"under the --allow-http, --allow-dir and --allow-sql grants, and each WebAssembly block\n" +
+			"of --config (block \"TYPE\" { manifest = \"…\" sha256 = \"…\" }) or --block.\n" +
+			"human.approval waits, holding no slot, for a decision on caf.exec.approval.v1.decide.ID\n" +
+			"(blockhost decide) or its deadline.\n" +
 			"SIGTERM or Ctrl-C drains: no more fetching, running steps finish within --drain-timeout,\n" +
 			"the rest is handed back. A second signal cancels the running steps and publishes their\n" +
 			"cancelled results.",

@@ -14,6 +14,7 @@ import (
 	"github.com/blockhost/blockhost/abi"
 	"github.com/blockhost/blockhost/host"
 	"github.com/blockhost/blockhost/host/executor"
+	"github.com/blockhost/blockhost/host/sqlcap"
 	"github.com/blockhost/blockhost/plugins"
 )
 
@@ -171,8 +172,40 @@ func builtinAdapter(name string) (adaptFunc, outputFunc, string) {
 		return putInput, putOutput, "fs"
 	case "fs.blob_get":
 		return getInput, getOutput, "fs"
+	case "sql.query", "sql.exec":
+		return sqlInput, nil, ""
 	}
 	return nil, nil, ""
+}
+
+// sqlFields are the job fields sql.query and sql.exec take.
+var sqlFields = []string{"database", "connection_string", "query", "statement", "parameters"}
+
+// sqlInput passes the statement's fields on; the dependency is the
+// database the job names (its breaker and retry budget), sql:NAME.
+func sqlInput(j Job) ([]byte, []string, string, error) {
+	in := map[string]json.RawMessage{}
+	for _, f := range sqlFields {
+		if v, ok := j.Fields[f]; ok {
+			in[f] = v
+		}
+	}
+	var name string
+	for _, f := range []string{"database", "connection_string"} {
+		if v, ok := in[f]; ok && name == "" {
+			if err := json.Unmarshal(v, &name); err != nil {
+				return nil, nil, "", fmt.Errorf("job.%s must be a string", f)
+			}
+		}
+	}
+	dep := ""
+	if sqlcap.ValidName(name) == nil {
+		// Never a connection string: it may hold a password, and
+		// sql.query refuses it anyway.
+		dep = "sql:" + name
+	}
+	b, _ := json.Marshal(in)
+	return b, nil, dep, nil
 }
 
 // httpFields are the job fields http.request takes; timeout_ms is the

@@ -10,6 +10,10 @@ import (
 	// granted.
 	_ "github.com/blockhost/blockhost/plugins/fsblob"
 
+	// sql.query and sql.exec: one statement on a database the step is
+	// granted.
+	_ "github.com/blockhost/blockhost/plugins/sqlquery"
+
 	// human.approval: a step that waits for a person's decision.
 	_ "github.com/blockhost/blockhost/plugins/approval"
 )

@@ -9,8 +9,9 @@
  * marker blockhost_abi_v1 and imports the host functions of module
  * "blockhost". A block reads its input with bh_input, writes its output with
  * bh_output, fails with bh_error, logs with bh_log, and uses the HTTP and
- * filesystem capabilities with bh_http_* and bh_fs_* — no JSON to write by
- * hand. Every function returns a bh_result (BH_OK on success), the host's
+ * filesystem capabilities with bh_http_* and bh_fs_*, and the databases
+ * granted to the step with bh_sql_* — no JSON to write by hand but a
+ * statement's parameters. Every function returns a bh_result (BH_OK on success), the host's
  * result code of docs/abi.md §5.
  *
  * wasm-ld gives a module 64 KiB of stack by default; a block with large
@@ -100,6 +101,11 @@ BH_IMPORT_(fs_remove) bh_result bh_host_fs_remove(const char *path, uint32_t pat
 BH_IMPORT_(fs_mkdir) bh_result bh_host_fs_mkdir(const char *path, uint32_t path_len);
 BH_IMPORT_(fs_rename) bh_result bh_host_fs_rename(const char *from, uint32_t from_len, const char *to, uint32_t to_len);
 BH_IMPORT_(fs_last_error) bh_result bh_host_fs_last_error(char *buf, uint32_t buf_len, uint32_t *n);
+
+BH_IMPORT_(sql_query) bh_result bh_host_sql_query(const char *req, uint32_t req_len, uint32_t *n);
+BH_IMPORT_(sql_result) bh_result bh_host_sql_result(char *buf, uint32_t buf_len, uint32_t *n);
+BH_IMPORT_(sql_exec) bh_result bh_host_sql_exec(const char *req, uint32_t req_len, int64_t *affected);
+BH_IMPORT_(sql_last_error) bh_result bh_host_sql_last_error(char *buf, uint32_t buf_len, uint32_t *n);
 
 #undef BH_IMPORT_
 
@@ -306,6 +312,9 @@ static inline bh_result bh_http_last_error(bh_detail *d) { return bh_last_error_
 
 /* bh_fs_last_error gets the detail of the step's last failed bh_fs_* call. */
 static inline bh_result bh_fs_last_error(bh_detail *d) { return bh_last_error_(bh_host_fs_last_error, d); }
+
+/* bh_sql_last_error gets the detail of the step's last failed bh_sql_* call. */
+static inline bh_result bh_sql_last_error(bh_detail *d) { return bh_last_error_(bh_host_sql_last_error, d); }
 
 /*
  * bh_fail_with records d as the step's error, prefixed by what the block
@@ -514,6 +523,73 @@ static inline bh_result bh_fs_list(const char *path, bh_buf *b) {
 	b->len = n;
 	b->p[n] = 0;
 	return BH_OK;
+}
+
+/* ---- SQL (docs/abi.md §10) ---- */
+
+/*
+ * bh_sql_request_ builds an SQLRequest: the database's name, one statement
+ * and its parameters, a JSON array written by the caller (such as
+ * "[\"ana\", 3]", with bh_buf_json_string for strings), or NULL for none.
+ * Parameters reach the database as values, never as SQL text.
+ */
+static inline void bh_sql_request_(bh_buf *b, const char *db, const char *stmt, const char *params) {
+	bh_buf_str(b, "{\"database\":");
+	bh_buf_json_string(b, db);
+	bh_buf_str(b, ",\"statement\":");
+	bh_buf_json_string(b, stmt);
+	if (params && params[0]) {
+		bh_buf_str(b, ",\"params\":");
+		bh_buf_str(b, params);
+	}
+	bh_buf_str(b, "}");
+}
+
+/*
+ * bh_sql_query runs one statement that returns rows on the granted
+ * database db and puts its result into b, as JSON:
+ * {"columns": [...], "rows": [{...}, ...], "row_count": N}. A failure
+ * returns the host's result, and bh_sql_last_error says why.
+ */
+static inline bh_result bh_sql_query(const char *db, const char *stmt, const char *params, bh_buf *b) {
+	bh_buf req = {0};
+	bh_sql_request_(&req, db, stmt, params);
+	if (req.oom) {
+		bh_buf_free(&req);
+		return BH_NOMEM;
+	}
+	uint32_t n = 0;
+	bh_result r = bh_host_sql_query(req.p, (uint32_t)req.len, &n);
+	bh_buf_free(&req);
+	if (r != BH_OK) return r;
+	b->len = 0;
+	bh_buf_append(b, NULL, 0);
+	if (b->oom) return BH_NOMEM;
+	char *p = (char *)realloc(b->p, (size_t)n + 1);
+	if (!p) return BH_NOMEM;
+	b->p = p;
+	b->cap = (size_t)n + 1;
+	if ((r = bh_host_sql_result(b->p, n, &n)) != BH_OK) return r;
+	b->len = n;
+	b->p[n] = 0;
+	return BH_OK;
+}
+
+/*
+ * bh_sql_exec runs one statement that returns no rows on the granted
+ * database db and writes how many rows it changed at affected. Under a
+ * read-only grant the database refuses any change: BH_DENIED.
+ */
+static inline bh_result bh_sql_exec(const char *db, const char *stmt, const char *params, int64_t *affected) {
+	bh_buf req = {0};
+	bh_sql_request_(&req, db, stmt, params);
+	if (req.oom) {
+		bh_buf_free(&req);
+		return BH_NOMEM;
+	}
+	bh_result r = bh_host_sql_exec(req.p, (uint32_t)req.len, affected);
+	bh_buf_free(&req);
+	return r;
 }
 
 #ifdef __cplusplus

@@ -46,6 +46,7 @@ type fakeHost struct {
 
 	http fakeHTTP // http.go
 	fs   fakeFS   // fs.go
+	sql  fakeSQL  // sql.go
 }
 
 func newFakeHost(c Config, input []byte) *fakeHost {
@@ -64,6 +65,7 @@ func newFakeHost(c Config, input []byte) *fakeHost {
 	}
 	h.http.handler = c.HTTP
 	h.fs.dirs = c.FS
+	h.sql.dbs = c.SQL
 	return h
 }
 

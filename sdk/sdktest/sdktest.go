@@ -45,6 +45,9 @@ type Config struct {
 	// FS are the directories the step is granted (see fs.go), read-only
 	// unless marked ReadWrite. None means every file operation is denied.
 	FS []Dir
+	// SQL are the databases the step is granted, by the name the block
+	// opens (see sql.go). None means every statement is denied.
+	SQL map[string]SQLDatabase
 }
 
 // Result is how a step ended, as the host would report it.
