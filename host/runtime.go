@@ -13,6 +13,7 @@ import (
 
 	"github.com/blockhost/blockhost/abi"
 	"github.com/blockhost/blockhost/host/engine"
+	"github.com/blockhost/blockhost/host/engine/snapshot"
 	"github.com/blockhost/blockhost/host/extism"
 	// The default engine is always available.
 	_ "github.com/blockhost/blockhost/host/engine/wazero"
@@ -65,6 +66,8 @@ type RuntimeConfig struct {
 	cacheDir string
 	logger   hclog.Logger
 	limits   Limits
+	// noSnapshots turns snapshots after initialisation off (snapshot.go).
+	noSnapshots bool
 }
 
 // NewRuntimeConfig returns the default configuration: the wazero engine,
@@ -89,6 +92,13 @@ func (c RuntimeConfig) WithCacheDir(dir string) RuntimeConfig { c.cacheDir = dir
 // records. Nil means discard.
 func (c RuntimeConfig) WithLogger(l hclog.Logger) RuntimeConfig { c.logger = l; return c }
 
+// WithSnapshots turns on or off starting steps from a snapshot taken after
+// a reactor's initialisation (docs/engines.md, "Snapshots"). On by
+// default; a runtime that runs one step per module gains nothing from
+// it, since taking the snapshot costs an initialisation and a second
+// compilation.
+func (c RuntimeConfig) WithSnapshots(on bool) RuntimeConfig { c.noSnapshots = !on; return c }
+
 // WithLimits sets the default limits of every step; zero fields keep
 // DefaultLimits.
 func (c RuntimeConfig) WithLimits(l Limits) RuntimeConfig { c.limits = l.Or(DefaultLimits); return c }
@@ -103,6 +113,12 @@ type Runtime struct {
 	mu      sync.Mutex
 	modules map[[sha256.Size]byte]*compileEntry
 	closed  bool
+
+	// snapshots is on unless configured off; snaps holds each module and
+	// name's snapshot, snapCache keeps them on disk (snapshot.go).
+	snapshots bool
+	snaps     map[snapKey]*snapEntry
+	snapCache *snapshot.Cache
 }
 
 type compileEntry struct {
@@ -125,6 +141,9 @@ func NewRuntime(ctx context.Context, cfg RuntimeConfig) (*Runtime, error) {
 		logger:  logger,
 		limits:  cfg.limits.Or(DefaultLimits),
 		modules: map[[sha256.Size]byte]*compileEntry{},
+		snaps:   map[snapKey]*snapEntry{},
+		// A runtime without a cache directory keeps snapshots in memory only.
+		snapshots: !cfg.noSnapshots,
 	}
 	eng, err := factory(ctx, engine.Config{
 		HostModules: []engine.HostModule{hostModule(), extism.HostModule()},
@@ -135,6 +154,9 @@ func NewRuntime(ctx context.Context, cfg RuntimeConfig) (*Runtime, error) {
 		return nil, fmt.Errorf("host: engine %s: %w", cfg.engine, err)
 	}
 	r.eng = eng
+	if cfg.cacheDir != "" && r.snapshots {
+		r.snapCache = snapshot.OpenCache(logger, cfg.cacheDir, eng.Name(), eng.Version())
+	}
 	return r, nil
 }
 
@@ -155,6 +177,7 @@ func (r *Runtime) Load(ctx context.Context, name string, wasm []byte) (*Block, e
 		return nil, err
 	}
 	b.digest = "sha256:" + hex.EncodeToString(key[:])
+	b.snap = r.snapshotFor(ctx, b, wasm)
 	return b, nil
 }
 
@@ -208,6 +231,7 @@ func (r *Runtime) Close(ctx context.Context) error {
 	}
 	r.closed = true
 	r.modules = nil
+	r.snaps = nil
 	r.mu.Unlock()
 	return r.eng.Close(ctx)
 }

@@ -1,11 +1,15 @@
 package main
 
 import (
+	"context"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/blockhost/blockhost/abi"
+	"github.com/blockhost/blockhost/host"
 )
 
 // offline is the environment of a build in a new project: no module
@@ -48,6 +52,34 @@ func TestInit_go(t *testing.T) {
 	}
 	if b, err := os.ReadFile(filepath.Join(dir, "greeter.wasm")); err != nil || !strings.HasPrefix(string(b), "\x00asm") {
 		t.Errorf("greeter.wasm is not a WebAssembly module (%v)", err)
+	}
+	// blockhost build makes a block that uses the SDK a reactor whose steps
+	// start from a snapshot; --command makes it a command, as go build does.
+	r = runCLI(t, "", "build", "--command", dir, "-o", filepath.Join(dir, "greeter-command.wasm"))
+	if r.code != exitSuccess {
+		t.Fatalf("blockhost build --command: exit %d\n%s", r.code, r.stderr)
+	}
+	rt, err := host.NewRuntime(context.Background(), host.NewRuntimeConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rt.Close(context.Background())
+	for file, reactor := range map[string]bool{"greeter.wasm": true, "greeter-command.wasm": false} {
+		wasm, err := os.ReadFile(filepath.Join(dir, file))
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := rt.Load(context.Background(), "greeter", wasm)
+		if err != nil {
+			t.Fatalf("%s: %v", file, err)
+		}
+		if b.UsesSnapshot() != reactor {
+			t.Errorf("%s: starts from a snapshot: %v, want %v", file, b.UsesSnapshot(), reactor)
+		}
+		res := b.Run(context.Background(), host.Step{Input: []byte(`{"name":"ana"}`)})
+		if res.Status != abi.StatusSuccess || string(res.Output) != `{"greeting":"hello, ana"}` {
+			t.Errorf("%s: %s %s %+v", file, res.Status, res.Output, res.Error)
+		}
 	}
 }
 
