@@ -37,7 +37,11 @@ import (
 // snapEntry is the rewritten module of one compiled module and name,
 // shared by every Load of them.
 type snapEntry struct {
-	once sync.Once
+	// mu is held while the snapshot is taken; done is set once it was
+	// taken or refused for good: not when the Load that tried was
+	// cancelled, so that the next Load tries again.
+	mu   sync.Mutex
+	done bool
 	mod  engine.Module // nil when there is no snapshot
 	// memory is the size of the image's memory, which a step's memory
 	// limit must allow.
@@ -109,15 +113,22 @@ func (r *Runtime) snapshotFor(ctx context.Context, b *Block, wasm []byte) *snapE
 		r.snaps[k] = e
 	}
 	r.mu.Unlock()
-	e.once.Do(func() {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if !e.done {
 		mod, mem, err := r.takeSnapshot(ctx, b, wasm)
-		if err != nil {
+		switch {
+		case err == nil:
+			e.mod, e.memory, e.done = mod, mem, true
+		case ctx.Err() != nil:
+			// The Load was cancelled: this block goes without, the next
+			// Load tries again.
+		default:
+			e.done = true
 			r.logger.Warn("no snapshot after initialisation: every step of this block runs _initialize",
 				"block", b.name, "module", b.digest, "reason", err)
-			return
 		}
-		e.mod, e.memory = mod, mem
-	})
+	}
 	if e.mod == nil {
 		return nil
 	}
