@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/hashicorp/go-hclog"
@@ -113,6 +114,25 @@ func TestSnapshot_stepsAreIsolatedAndReseeded(t *testing.T) {
 		}
 		if logs.String() != "" {
 			t.Errorf("warnings:\n%s", logs)
+		}
+
+		// Steps of one image at once: each in its own instance.
+		results := make([]*abi.StepResult, 8)
+		var wg sync.WaitGroup
+		for i := range results {
+			wg.Go(func() { results[i] = b.Run(context.Background(), host.Step{Input: []byte(`{}`)}) })
+		}
+		wg.Wait()
+		seen := map[string]bool{}
+		for _, res := range results {
+			var o snapOutput
+			if err := json.Unmarshal(res.Output, &o); res.Status != abi.StatusSuccess || err != nil {
+				t.Fatalf("concurrent step: %s %s %+v", res.Status, res.Output, res.Error)
+			}
+			if o.Counter != 1 || seen[o.Crypto] {
+				t.Errorf("concurrent steps: counter %d, crypto %s seen before: %v", o.Counter, o.Crypto, seen[o.Crypto])
+			}
+			seen[o.Crypto] = true
 		}
 
 		// A step that initialisation would have seen differently — with
