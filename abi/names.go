@@ -32,6 +32,11 @@ const (
 	ExportStart      = "_start"
 	ExportInitialize = "_initialize"
 	ExportRun        = "blockhost_run"
+	// ExportSnapshot is the marker by which a reactor declares that the
+	// host may run its ExportInitialize once and start every step from
+	// the memory and globals it left (docs/abi.md §2.1). Like the version
+	// marker it is never called.
+	ExportSnapshot = "blockhost_snapshot"
 )
 
 // Host functions in the ImportModule. Every one returns an i32 Result; see

@@ -31,6 +31,9 @@ type Block struct {
 	digest string
 	// funcs caches an Extism plugin's entry points by function (extism.go).
 	funcs sync.Map
+	// snap is the module rewritten to start after initialisation, or nil
+	// (snapshot.go).
+	snap *snapEntry
 }
 
 func newBlock(r *Runtime, name string, mod engine.Module) (*Block, error) {
@@ -169,7 +172,7 @@ func (b *Block) Run(ctx context.Context, step Step) (res *abi.StepResult) {
 			return res
 		}
 	}
-	rr, err := b.mod.Run(ctx, cfg)
+	rr, err := b.stepModule(&step, &cfg).Run(ctx, cfg)
 	st.close()
 	if call != nil {
 		st.hostCalls += call.HostCalls()

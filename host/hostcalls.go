@@ -97,6 +97,7 @@ func hostModule() engine.HostModule {
 func enter(ctx context.Context) (*stepState, abi.Result) {
 	st, ok := ctx.Value(stepKey{}).(*stepState)
 	if !ok {
+		refuseDuringCapture(ctx)
 		return nil, abi.ResultInvalid
 	}
 	st.hostCalls++

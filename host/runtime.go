@@ -14,6 +14,7 @@ import (
 	"github.com/blockhost/blockhost/abi"
 	"github.com/blockhost/blockhost/host/auditlog"
 	"github.com/blockhost/blockhost/host/engine"
+	"github.com/blockhost/blockhost/host/engine/snapshot"
 	"github.com/blockhost/blockhost/host/extism"
 	// The default engine is always available.
 	_ "github.com/blockhost/blockhost/host/engine/wazero"
@@ -67,6 +68,8 @@ type RuntimeConfig struct {
 	logger   hclog.Logger
 	limits   Limits
 	audit    *auditlog.Log
+	// noSnapshots turns snapshots after initialisation off (snapshot.go).
+	noSnapshots bool
 }
 
 // NewRuntimeConfig returns the default configuration: the wazero engine,
@@ -96,6 +99,13 @@ func (c RuntimeConfig) WithLogger(l hclog.Logger) RuntimeConfig { c.logger = l; 
 // general log. Nil, the default, keeps no audit log.
 func (c RuntimeConfig) WithAuditLog(l *auditlog.Log) RuntimeConfig { c.audit = l; return c }
 
+// WithSnapshots turns on or off starting steps from a snapshot taken after
+// a reactor's initialisation (docs/engines.md, "Snapshots"). On by
+// default; a runtime that runs one step per module gains nothing from
+// it, since taking the snapshot costs an initialisation and a second
+// compilation.
+func (c RuntimeConfig) WithSnapshots(on bool) RuntimeConfig { c.noSnapshots = !on; return c }
+
 // WithLimits sets the default limits of every step; zero fields keep
 // DefaultLimits.
 func (c RuntimeConfig) WithLimits(l Limits) RuntimeConfig { c.limits = l.Or(DefaultLimits); return c }
@@ -111,6 +121,12 @@ type Runtime struct {
 	mu      sync.Mutex
 	modules map[[sha256.Size]byte]*compileEntry
 	closed  bool
+
+	// snapshots is on unless configured off; snaps holds each module and
+	// name's snapshot, snapCache keeps them on disk (snapshot.go).
+	snapshots bool
+	snaps     map[snapKey]*snapEntry
+	snapCache *snapshot.Cache
 }
 
 type compileEntry struct {
@@ -134,6 +150,9 @@ func NewRuntime(ctx context.Context, cfg RuntimeConfig) (*Runtime, error) {
 		limits:  cfg.limits.Or(DefaultLimits),
 		audit:   cfg.audit,
 		modules: map[[sha256.Size]byte]*compileEntry{},
+		snaps:   map[snapKey]*snapEntry{},
+		// A runtime without a cache directory keeps snapshots in memory only.
+		snapshots: !cfg.noSnapshots,
 	}
 	eng, err := factory(ctx, engine.Config{
 		HostModules: []engine.HostModule{hostModule(), extism.HostModule()},
@@ -144,6 +163,9 @@ func NewRuntime(ctx context.Context, cfg RuntimeConfig) (*Runtime, error) {
 		return nil, fmt.Errorf("host: engine %s: %w", cfg.engine, err)
 	}
 	r.eng = eng
+	if cfg.cacheDir != "" && r.snapshots {
+		r.snapCache = snapshot.OpenCache(logger, cfg.cacheDir, eng.Name(), eng.Version())
+	}
 	return r, nil
 }
 
@@ -164,6 +186,7 @@ func (r *Runtime) Load(ctx context.Context, name string, wasm []byte) (*Block, e
 		return nil, err
 	}
 	b.digest = "sha256:" + hex.EncodeToString(key[:])
+	b.snap = r.snapshotFor(ctx, b, wasm)
 	return b, nil
 }
 
@@ -217,6 +240,7 @@ func (r *Runtime) Close(ctx context.Context) error {
 	}
 	r.closed = true
 	r.modules = nil
+	r.snaps = nil
 	r.mu.Unlock()
 	return r.eng.Close(ctx)
 }

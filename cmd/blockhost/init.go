@@ -301,6 +301,12 @@ replace github.com/blockhost/blockhost => {{if .SDK}}{{.SDK}}{{else}}./` + sdkDi
 `
 
 const goMainTemplate = `// Command {{.Name}} is a blockhost block: it greets someone by name.
+
+// The host may start every step from a snapshot of the block taken after
+// its initialisation; this lets the SDK give math/rand's global source a
+// seed of each step's own (docs/security.md, "Snapshots").
+//
+//go:debug randseednop=0
 package main
 
 import (
@@ -374,7 +380,7 @@ block "{{.Name}}" {
 `
 
 const goMakefileTemplate = `#   make test    the native tests (go test, with sdk/sdktest)
-#   make build   {{.Name}}.wasm: GOOS=wasip1 GOARCH=wasm go build
+#   make build   {{.Name}}.wasm: GOOS=wasip1 GOARCH=wasm go build -buildmode=c-shared
 #   make run     runs it under blockhost with its manifest
 
 GO        ?= go
@@ -386,8 +392,10 @@ BLOCKHOST ?= blockhost
 build: {{.Name}}.wasm
 
 # Go's build cache decides whether anything changed, so go build always runs.
+# -buildmode=c-shared makes a reactor (docs/abi.md §2.1), which the host can
+# start from a snapshot taken after initialisation; without it, a command.
 {{.Name}}.wasm: FORCE
-	GOOS=wasip1 GOARCH=wasm CGO_ENABLED=0 $(GO) build -trimpath -o $@ .
+	GOOS=wasip1 GOARCH=wasm CGO_ENABLED=0 $(GO) build -trimpath -buildmode=c-shared -o $@ .
 
 test:
 	$(GO) test ./...

@@ -49,6 +49,43 @@ func TestInit_go(t *testing.T) {
 	if b, err := os.ReadFile(filepath.Join(dir, "greeter.wasm")); err != nil || !strings.HasPrefix(string(b), "\x00asm") {
 		t.Errorf("greeter.wasm is not a WebAssembly module (%v)", err)
 	}
+	// blockhost build makes a block that uses the SDK a reactor whose steps
+	// start from a snapshot; --command makes it a command, as go build does.
+	r = runCLI(t, "", "build", "--command", dir, "-o", filepath.Join(dir, "greeter-command.wasm"))
+	if r.code != exitSuccess {
+		t.Fatalf("blockhost build --command: exit %d\n%s", r.code, r.stderr)
+	}
+	// The exports say which: wasm-objdump (WABT, which the tests need for
+	// wat2wasm anyway) lists them without compiling the module, which takes
+	// a minute under the race detector.
+	objdump, err := exec.LookPath("wasm-objdump")
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("wasm-objdump not found: install wabt")
+		}
+		t.Skip("wasm-objdump not found (install wabt): the kind of module built is not checked")
+	}
+	for file, want := range map[string][]string{
+		"greeter.wasm":         {"_initialize", "blockhost_run", "blockhost_snapshot", "blockhost_abi_v1", "!_start"},
+		"greeter-command.wasm": {"_start", "blockhost_abi_v1", "!_initialize"},
+	} {
+		out, err := exec.Command(objdump, "-j", "Export", "-x", filepath.Join(dir, file)).CombinedOutput()
+		if err != nil {
+			t.Fatalf("wasm-objdump %s: %v\n%s", file, err, out)
+		}
+		exports := map[string]bool{}
+		for _, line := range strings.Split(string(out), "\n") {
+			if _, name, ok := strings.Cut(line, "-> \""); ok {
+				exports[strings.TrimSuffix(strings.TrimSpace(name), "\"")] = true
+			}
+		}
+		for _, w := range want {
+			if name, absent := strings.CutPrefix(w, "!"); absent && exports[name] || !absent && !exports[w] {
+				t.Errorf("%s: exports %v, want %v", file, exports, want)
+				break
+			}
+		}
+	}
 }
 
 // --sdk points the replace directive at a checkout instead of a copy.

@@ -159,6 +159,10 @@ type RunConfig struct {
 	// Dirs are the guest's WASI preopened directories; none means no
 	// file system at all.
 	Dirs []Dir
+	// Capture, when set, is called with the instance once every entry
+	// returned, before it is closed; its error is Run's. The host takes
+	// its snapshots after initialisation this way (host/snapshot.go).
+	Capture func(Instance) error
 }
 
 // RunResult describes a run that ended without a host-side failure.

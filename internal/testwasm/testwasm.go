@@ -93,14 +93,37 @@ func WAT(t testing.TB, watPath string) []byte {
 // path of the .wasm.
 func GoFile(t testing.TB, pkgDir string) string {
 	t.Helper()
+	return goBuild(t, pkgDir, "")
+}
+
+// GoReactorFile builds the Go main package in pkgDir for wasip1 as a
+// reactor (-buildmode=c-shared, what blockhost build makes of a block that
+// uses the SDK) and returns the path of the .wasm.
+func GoReactorFile(t testing.TB, pkgDir string) string {
+	t.Helper()
+	return goBuild(t, pkgDir, "c-shared")
+}
+
+// GoReactor is GoReactorFile's module bytes.
+func GoReactor(t testing.TB, pkgDir string) []byte {
+	t.Helper()
+	return read(t, GoReactorFile(t, pkgDir))
+}
+
+func goBuild(t testing.TB, pkgDir, buildmode string) string {
+	t.Helper()
 	abs, err := filepath.Abs(pkgDir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	b := get("go:" + abs)
+	b := get("go:" + buildmode + ":" + abs)
 	b.once.Do(func() {
-		out := filepath.Join(outDir(t), filepath.Base(abs)+"-"+hash(abs)+".wasm")
-		cmd := exec.Command("go", "build", "-o", out, ".")
+		out := filepath.Join(outDir(t), filepath.Base(abs)+"-"+buildmode+hash(abs)+".wasm")
+		args := []string{"build", "-o", out}
+		if buildmode != "" {
+			args = append(args, "-buildmode="+buildmode)
+		}
+		cmd := exec.Command("go", append(args, ".")...)
 		cmd.Dir = abs
 		cmd.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm", "CGO_ENABLED=0")
 		if msg, err := cmd.CombinedOutput(); err != nil {
@@ -143,4 +166,17 @@ func hash(s string) string {
 		out[i] = digits[h>>(28-4*i)&0xf]
 	}
 	return string(out)
+}
+
+// SharedDir returns the directory name inside the fixtures' directory,
+// created on first use and shared by every test of the process: for what
+// is worth keeping from test to test, such as a compile cache, since
+// compiling a Go module takes seconds under the race detector.
+func SharedDir(t testing.TB, name string) string {
+	t.Helper()
+	d := filepath.Join(outDir(t), name)
+	if err := os.MkdirAll(d, 0o700); err != nil {
+		t.Fatalf("testwasm: %v", err)
+	}
+	return d
 }

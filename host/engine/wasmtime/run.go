@@ -189,6 +189,9 @@ func (m *module) Run(ctx context.Context, cfg engine.RunConfig) (res engine.RunR
 		}
 		res.Results = results(out)
 	}
+	if cfg.Capture != nil {
+		return res, cfg.Capture(instance{store, inst})
+	}
 	return res, nil
 }
 

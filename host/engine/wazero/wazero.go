@@ -367,6 +367,9 @@ func (m *module) Run(ctx context.Context, cfg engine.RunConfig) (res engine.RunR
 		// The slice is wazero's, reused by its next call.
 		res.Results = append(res.Results[:0], out...)
 	}
+	if cfg.Capture != nil {
+		return res, cfg.Capture(instance{inst})
+	}
 	return res, nil
 }
 

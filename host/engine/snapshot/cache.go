@@ -1,0 +1,106 @@
+package snapshot
+
+import (
+	"bytes"
+	"errors"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"sync"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/blockhost/blockhost/host/engine/internal/diskcache"
+)
+
+// Cache keeps rewritten modules on disk beside the engine's compiled code,
+// one checked entry per module, engine and name (host/engine/internal/diskcache),
+// in DIR/blockhost-snapshot-<engine>-<version>-<platform>/:
+// an entry is used only for the module bytes, engine, engine version,
+// platform and rewrite it was written for, and only whole and unchanged;
+// anything else is logged once and treated as a miss, and a directory that
+// cannot be used turns the cache off. Nothing here fails a Load. A nil
+// *Cache is a cache that is off.
+//
+// An entry holds the rewritten module, not compiled code: the engine
+// compiles it, through its own disk cache, and the host checks it is the
+// reactor it must be. Like the compile cache it trusts whoever can write
+// the directory, which is created readable by its owner only.
+type Cache struct {
+	logger        hclog.Logger
+	dir, platform string
+	key           string
+
+	mu sync.Mutex
+	// byName holds one set of entries per name the module is initialised
+	// as: the name is part of the entries' key, so that a module loaded
+	// under two names keeps two images.
+	byName map[string]*diskcache.Cache
+}
+
+// OpenCache prepares the snapshot cache under root, the engine's cache
+// directory.
+func OpenCache(logger hclog.Logger, root, engineName, engineVersion string) *Cache {
+	platform := runtime.GOARCH + "-" + runtime.GOOS
+	return &Cache{
+		logger: logger,
+		dir:    filepath.Join(root, "blockhost-snapshot-"+engineName+"-"+engineVersion+"-"+platform),
+		key:    RewriteVersion + "; " + engineName + " " + engineVersion + "; " + platform,
+		byName: map[string]*diskcache.Cache{},
+	}
+}
+
+// entries returns the entries of images initialised as argv0.
+func (c *Cache) entries(argv0 string) *diskcache.Cache {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	d, ok := c.byName[argv0]
+	if !ok {
+		d = diskcache.Open(c.logger, c.dir, c.key+"; argv0 "+strconv.Quote(argv0))
+		c.byName[argv0] = d
+	}
+	return d
+}
+
+// The payload is the name the image was initialised as, quoted, a newline
+// and the rewritten module.
+func payload(argv0 string, module []byte) []byte {
+	p := append([]byte(strconv.Quote(argv0)), '\n')
+	return append(p, module...)
+}
+
+// Load returns the module rewritten from wasm initialised as argv0, if the
+// cache holds one.
+func (c *Cache) Load(wasm []byte, argv0 string) ([]byte, bool) {
+	if c == nil {
+		return nil, false
+	}
+	d := c.entries(argv0)
+	p, ok := d.Load(wasm)
+	if !ok {
+		return nil, false
+	}
+	// The key names argv0 already; the payload's own line is a second
+	// check, and lets a person tell the entries apart.
+	line, module, ok := bytes.Cut(p, []byte("\n"))
+	if name, err := strconv.Unquote(string(line)); !ok || err != nil || name != argv0 {
+		d.Reject(wasm, errors.New("payload is for another initialisation"))
+		return nil, false
+	}
+	return module, true
+}
+
+// Reject refuses the entry Load returned for wasm and argv0 because the
+// module in it could not be used; the next Store replaces it.
+func (c *Cache) Reject(wasm []byte, argv0 string, reason error) {
+	if c != nil {
+		c.entries(argv0).Reject(wasm, reason)
+	}
+}
+
+// Store writes module as the rewrite of wasm initialised as argv0.
+func (c *Cache) Store(wasm []byte, argv0 string, module []byte) {
+	if c != nil {
+		c.entries(argv0).Store(wasm, payload(argv0, module))
+	}
+}

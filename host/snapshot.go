@@ -1,0 +1,240 @@
+package host
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/blockhost/blockhost/abi"
+	"github.com/blockhost/blockhost/host/engine"
+	"github.com/blockhost/blockhost/host/engine/snapshot"
+)
+
+// Snapshots after initialisation (docs/abi.md §2.1, docs/engines.md
+// "Snapshots"). A reactor that exports the snapshot marker — every Go
+// block built with the SDK as a reactor does — has its _initialize run
+// once per compiled module and name instead of once per step: the host
+// runs it in an instance of a copy of the module that exports its globals,
+// captures linear memory and the mutable globals, and rewrites the
+// module so that it starts in that state (snapshot.Plan.Rewrite). That
+// module is compiled as any other, so each engine's own instantiation
+// applies, and every step still gets a fresh instance of its own.
+//
+// The image holds what initialisation saw of its environment: argv (the
+// block's name), an empty environment and no preopened directories. A
+// step with arguments, environment variables or directories would have
+// initialised differently, so it runs the module as it was, _initialize
+// included; so does a step whose memory limit is below the image's size.
+//
+// Initialisation that calls a blockhost host function, writes to standard
+// output or error, exits, traps, runs out of memory or time, or a module
+// the rewrite does not support, leaves the block without a snapshot: one
+// warning says why, and every step runs _initialize as before.
+
+// snapEntry is the rewritten module of one compiled module and name,
+// shared by every Load of them.
+type snapEntry struct {
+	// mu is held while the snapshot is taken; done is set once it was
+	// taken or refused for good: not when the Load that tried was
+	// cancelled, so that the next Load tries again.
+	mu   sync.Mutex
+	done bool
+	mod  engine.Module // nil when there is no snapshot
+	// memory is the size of the image's memory, which a step's memory
+	// limit must allow.
+	memory uint64
+}
+
+type snapKey struct {
+	digest string
+	name   string
+}
+
+// snapshotKey marks the context of an initialisation being captured; its
+// value is the *captureState.
+type snapshotKey struct{}
+
+// captureState records what the guest did during initialisation that
+// rules a snapshot out.
+type captureState struct {
+	hostCalls int
+	wrote     bool
+}
+
+// refuseDuringCapture is called by every blockhost host function entered
+// without a step: during a capture it ends initialisation, which rules the
+// snapshot out, since the call's effect would be captured once instead of
+// happening in every step.
+func refuseDuringCapture(ctx context.Context) {
+	if cs, ok := ctx.Value(snapshotKey{}).(*captureState); ok {
+		cs.hostCalls++
+		panic(&engine.Trap{Message: "blockhost host function called during initialisation"})
+	}
+}
+
+// captureWriter is a standard stream during a capture: any write rules the
+// snapshot out.
+type captureWriter struct{ cs *captureState }
+
+func (w captureWriter) Write(p []byte) (int, error) {
+	if len(p) > 0 {
+		w.cs.wrote = true
+	}
+	return len(p), nil
+}
+
+// captureTimeout bounds one initialisation, within the runtime's step
+// timeout.
+const captureTimeout = 10 * time.Second
+
+// snapshotFor returns the block's snapshot, taking it (or loading it from
+// the disk cache) on first use for this module and name.
+func (r *Runtime) snapshotFor(ctx context.Context, b *Block, wasm []byte) *snapEntry {
+	if !r.snapshots || b.kind != kindABI || !slices.Equal(b.entry, []string{abi.ExportInitialize, abi.ExportRun}) {
+		return nil
+	}
+	if !slices.ContainsFunc(b.mod.Exports(), func(ex engine.Export) bool {
+		return ex.Name == abi.ExportSnapshot && ex.Kind == engine.KindFunc
+	}) {
+		return nil
+	}
+	k := snapKey{digest: b.digest, name: b.name}
+	r.mu.Lock()
+	if r.closed {
+		r.mu.Unlock()
+		return nil
+	}
+	e, ok := r.snaps[k]
+	if !ok {
+		e = &snapEntry{}
+		r.snaps[k] = e
+	}
+	r.mu.Unlock()
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if !e.done {
+		mod, mem, err := r.takeSnapshot(ctx, b, wasm)
+		switch {
+		case err == nil:
+			e.mod, e.memory, e.done = mod, mem, true
+		case ctx.Err() != nil:
+			// The Load was cancelled: this block goes without, the next
+			// Load tries again.
+		default:
+			e.done = true
+			r.logger.Warn("no snapshot after initialisation: every step of this block runs _initialize",
+				"block", b.name, "module", b.digest, "reason", err)
+		}
+	}
+	if e.mod == nil {
+		return nil
+	}
+	return e
+}
+
+// takeSnapshot returns the module rewritten to start after its
+// initialisation, and the size of its memory.
+func (r *Runtime) takeSnapshot(ctx context.Context, b *Block, wasm []byte) (engine.Module, uint64, error) {
+	argv0 := b.name
+	if rewritten, ok := r.snapCache.Load(wasm, argv0); ok {
+		mod, mem, err := r.compileSnapshot(ctx, b.name, rewritten)
+		if err == nil {
+			return mod, mem, nil
+		}
+		r.snapCache.Reject(wasm, argv0, err)
+	}
+	plan, err := snapshot.Prepare(wasm)
+	if err != nil {
+		return nil, 0, err
+	}
+	capMod, err := r.eng.Compile(ctx, plan.CaptureModule())
+	if err != nil {
+		return nil, 0, fmt.Errorf("compiling the module to capture: %w", err)
+	}
+	defer capMod.Close(context.WithoutCancel(ctx))
+
+	cs := &captureState{}
+	cctx, cancel := context.WithTimeout(context.WithValue(ctx, snapshotKey{}, cs), min(captureTimeout, r.limits.Timeout))
+	defer cancel()
+	var img *snapshot.Image
+	rr, err := capMod.Run(cctx, engine.RunConfig{
+		Entry:       []string{abi.ExportInitialize},
+		Args:        []string{argv0},
+		MemoryLimit: r.limits.Memory,
+		Stdout:      captureWriter{cs},
+		Stderr:      captureWriter{cs},
+		Capture: func(inst engine.Instance) (err error) {
+			img, err = plan.Take(inst)
+			return err
+		},
+	})
+	// In the order of a step's statuses (docs/abi.md §6): a guest out of
+	// memory usually traps next.
+	switch {
+	case cs.hostCalls > 0:
+		return nil, 0, errors.New("initialisation called a blockhost host function")
+	case errors.Is(err, engine.ErrInterrupted):
+		return nil, 0, fmt.Errorf("initialisation did not finish within %s", min(captureTimeout, r.limits.Timeout))
+	case rr.MemoryLimitHit:
+		return nil, 0, fmt.Errorf("initialisation needed more than the memory limit of %s", sizeString(r.limits.Memory))
+	case err != nil:
+		return nil, 0, fmt.Errorf("initialisation failed: %w", err)
+	case rr.Exited:
+		return nil, 0, fmt.Errorf("initialisation exited with code %d", rr.ExitCode)
+	case cs.wrote:
+		return nil, 0, errors.New("initialisation wrote to standard output or error")
+	case img == nil:
+		return nil, 0, errors.New("the engine captured nothing")
+	}
+	rewritten, err := plan.Rewrite(img)
+	if err != nil {
+		return nil, 0, err
+	}
+	mod, mem, err := r.compileSnapshot(ctx, b.name, rewritten)
+	if err != nil {
+		return nil, 0, err
+	}
+	r.snapCache.Store(wasm, argv0, rewritten)
+	return mod, mem, nil
+}
+
+// compileSnapshot compiles a rewritten module and checks that it is the
+// reactor it must be: an ABI block whose only entry is blockhost_run.
+func (r *Runtime) compileSnapshot(ctx context.Context, name string, rewritten []byte) (engine.Module, uint64, error) {
+	mod, err := r.eng.Compile(ctx, rewritten)
+	if err != nil {
+		return nil, 0, fmt.Errorf("compiling the rewritten module: %w", err)
+	}
+	kind, entry, err := inspect(name, mod)
+	pages, ok := mod.MinMemoryPages()
+	if err == nil && (kind != kindABI || !slices.Equal(entry, []string{abi.ExportRun}) || !ok) {
+		err = errors.New("the rewritten module is not a reactor without _initialize")
+	}
+	if err != nil {
+		mod.Close(context.WithoutCancel(ctx))
+		return nil, 0, err
+	}
+	return mod, uint64(pages) * 65536, nil
+}
+
+// stepModule returns the module and entry points a step runs: the
+// snapshot's when the step starts as the snapshot's initialisation did and
+// its memory limit holds the image.
+func (b *Block) stepModule(step *Step, cfg *engine.RunConfig) engine.Module {
+	s := b.snap
+	if s == nil || len(step.Args) > 0 || len(cfg.Env) > 0 || len(cfg.Dirs) > 0 || s.memory > cfg.MemoryLimit {
+		return b.mod
+	}
+	cfg.Entry = snapEntryPoints
+	return s.mod
+}
+
+var snapEntryPoints = []string{abi.ExportRun}
+
+// UsesSnapshot reports whether steps of the block that have no arguments,
+// environment or directories start from a snapshot taken after
+// initialisation.
+func (b *Block) UsesSnapshot() bool { return b.snap != nil }
