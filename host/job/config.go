@@ -4,11 +4,13 @@ import (
 	"crypto/ed25519"
 	"fmt"
 	"maps"
+	"slices"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/blockhost/blockhost/host"
+	"github.com/blockhost/blockhost/host/auditlog"
 	"github.com/blockhost/blockhost/host/engine"
 	"github.com/blockhost/blockhost/host/executor"
 	"github.com/blockhost/blockhost/host/fscap"
@@ -59,6 +61,13 @@ type Settings struct {
 	// Config is added to an Extism plugin's config from its manifest; a
 	// key here replaces the manifest's.
 	Config map[string]string
+	// ExtendedGrants are the grant flags the operator allowed to widen a
+	// reviewed manifest (--extend-grants), as given. They change nothing
+	// the step may do — the grants themselves are in HTTP, FS and
+	// CapFlags — but every step's audit record carries them
+	// (host.StepAudit.ExtendedGrants, "extended_grants" in the audit log's
+	// step_start record). The flag's handling sets it.
+	ExtendedGrants []string
 	// TrustedKeys, when set, run a block only from a manifest signed by
 	// one of them (host/sign): an unsigned or wrongly signed manifest, a
 	// module that is not the signed one, or a block named without a
@@ -72,6 +81,7 @@ type Config struct {
 	overrides Settings
 	cacheDir  string
 	logger    hclog.Logger
+	audit     *auditlog.Log
 	pool      executor.PoolConfig
 	exec      executor.Config
 	maxInput  int
@@ -90,6 +100,7 @@ func (c Config) WithOverrides(s Settings) Config {
 	s.Env = maps.Clone(s.Env)
 	s.Config = maps.Clone(s.Config)
 	s.CapFlags = maps.Clone(s.CapFlags)
+	s.ExtendedGrants = slices.Clone(s.ExtendedGrants)
 	c.overrides = s
 	return c
 }
@@ -99,6 +110,10 @@ func (c Config) WithCacheDir(dir string) Config { c.cacheDir = dir; return c }
 
 // WithLogger sets the logger of the runtimes and the executor.
 func (c Config) WithLogger(l hclog.Logger) Config { c.logger = l; return c }
+
+// WithAuditLog sets the audit log every step's runtime writes to
+// (host.RuntimeConfig.WithAuditLog); nil, the default, keeps none.
+func (c Config) WithAuditLog(l *auditlog.Log) Config { c.audit = l; return c }
 
 // WithPool sizes the executor's default pool, where every step runs.
 func (c Config) WithPool(p executor.PoolConfig) Config { c.pool = p; return c }
