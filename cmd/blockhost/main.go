@@ -124,7 +124,14 @@ func streamsOf(c *cli.Context) streams { return c.App.Metadata["streams"].(strea
 // runMain runs the CLI and returns the process exit code.
 func runMain(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	app := newApp(streams{in: stdin, out: stdout, err: stderr})
+	var closers []io.Closer
+	app.Metadata["closers"] = &closers
 	err := app.RunContext(ctx, args)
+	for _, cl := range closers {
+		if cerr := cl.Close(); cerr != nil && err == nil {
+			err = &exitErr{code: exitOutput, msg: "closing: " + cerr.Error()}
+		}
+	}
 	if err == nil {
 		return exitSuccess
 	}

@@ -85,7 +85,7 @@ func stepFlags(cmd string) []cli.Flag {
 		&cli.StringFlag{Name: "output-limit", Usage: "output cap of every step, a `SIZE` such as 1MiB (default 1MiB)"},
 		&cli.StringFlag{Name: "engine", Usage: "WebAssembly engine `NAME`: wazero or wasmtime (default wazero)"},
 		&cli.StringSliceFlag{Name: "env", Usage: "grant the guest an environment variable `KEY=VALUE` (repeatable)"},
-	}, append(optionFlags(cmd), cacheFlags()...)...)
+	}, append(optionFlags(cmd), append(cacheFlags(), auditLogFlag())...)...)
 }
 
 // stepSettings reads the step flags into the overrides of a job.Service:
@@ -137,8 +137,13 @@ func stepSettings(c *cli.Context) (job.Settings, error) {
 
 // newService builds the job service of a command from its flags.
 func newService(c *cli.Context, s job.Settings, pool executor.PoolConfig, logger hclog.Logger) (*job.Service, error) {
+	audit, err := openAuditLog(c)
+	if err != nil {
+		return nil, err
+	}
 	svc, err := job.New(job.NewConfig().
 		WithOverrides(s).
+		WithAuditLog(audit).
 		WithCacheDir(cacheDir(c)).
 		WithLogger(logger).
 		WithPool(pool).

@@ -35,7 +35,7 @@ func serveCommand() *cli.Command {
 			&cli.DurationFlag{Name: "max-wait", Value: serve.DefaultMaxWait, Usage: "longest ?wait= a request may ask for"},
 			&cli.DurationFlag{Name: "retention", Value: serve.DefaultRetention, Usage: "delete finished steps this long after they end (-1s: never)"},
 			&cli.StringFlag{Name: "engine", Usage: "WebAssembly engine (default wazero)"},
-		}, cacheFlags()...),
+		}, append(cacheFlags(), auditLogFlag())...),
 		Action: serveAction,
 	}
 }
@@ -67,6 +67,11 @@ func serveAction(c *cli.Context) error {
 	cfg := serve.NewConfig().WithStoreDir(store).WithInsecureLocal(c.Bool("insecure-local")).
 		WithMaxBody(int64(maxBody)).WithMaxWait(c.Duration("max-wait")).WithRetention(c.Duration("retention")).WithEngine(c.String("engine")).
 		WithCacheDir(cacheDir(c)).WithLogger(logger)
+	audit, err := openAuditLog(c)
+	if err != nil {
+		return err
+	}
+	cfg = cfg.WithAuditLog(audit)
 	if path := c.String("config"); path != "" {
 		f, err := serve.ParseFile(path)
 		if err != nil {

@@ -106,8 +106,13 @@ func workerAction(c *cli.Context) error {
 	// Steps go through the same request model as run and batch.
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	audit, err := openAuditLog(c)
+	if err != nil {
+		return err
+	}
 	svc, err := job.New(job.NewConfig().
 		WithOverrides(settings).
+		WithAuditLog(audit).
 		WithCacheDir(cacheDir(c)).
 		WithLogger(logger).
 		WithPool(executor.PoolConfig{Concurrency: conc, QueueSize: queue, TenantLimit: c.Int("tenant-limit")}).

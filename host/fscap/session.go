@@ -31,8 +31,8 @@ type Config struct {
 	OnQuota func(err error)
 	// Audit, if set, receives an event for every operation and every
 	// refusal, for the audit log: the operation, the guest path, the
-	// grant and the bytes moved. A WASI guest's reads and writes of a file
-	// it opened are one event, its open, not one per call.
+	// grant and the bytes moved. A WASI guest's file is its open and one
+	// event of the bytes moved when it is closed, not one per call.
 	Audit func(capability.Event)
 }
 
@@ -253,8 +253,13 @@ func (o *op) end(err error) error {
 		defer o.cancel()
 	}
 	if err == nil {
-		if !o.quiet {
+		switch {
+		case !o.quiet:
 			o.s.log.done(o)
+		case o.name == "open":
+			// A WASI open is quiet in the log, which would drown in them,
+			// but it is the audit log's record of the file's use.
+			o.s.log.auditOp(o, nil)
 		}
 		return nil
 	}

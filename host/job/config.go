@@ -5,12 +5,14 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/blockhost/blockhost/host"
 	"github.com/blockhost/blockhost/host/audit"
+	"github.com/blockhost/blockhost/host/auditlog"
 	"github.com/blockhost/blockhost/host/engine"
 	"github.com/blockhost/blockhost/host/executor"
 	"github.com/blockhost/blockhost/host/fscap"
@@ -94,6 +96,14 @@ func (s Settings) Extensions() []string {
 		}
 		ext = append(ext, fmt.Sprintf("directory grant %s: %s (%s)", g.GuestPath, g.HostDir, mode))
 	}
+	for _, c := range slices.Sorted(maps.Keys(s.CapFlags)) {
+		for _, v := range s.CapFlags[c] {
+			// Only the grant's name: the rest of a value may hold a secret
+			// (an SQL grant's DSN).
+			name, _, _ := strings.Cut(v, "=")
+			ext = append(ext, fmt.Sprintf("%s grant %q", c, name))
+		}
+	}
 	return ext
 }
 
@@ -103,6 +113,7 @@ type Config struct {
 	overrides Settings
 	cacheDir  string
 	logger    hclog.Logger
+	audit     *auditlog.Log
 	pool      executor.PoolConfig
 	exec      executor.Config
 	maxInput  int
@@ -130,6 +141,10 @@ func (c Config) WithCacheDir(dir string) Config { c.cacheDir = dir; return c }
 
 // WithLogger sets the logger of the runtimes and the executor.
 func (c Config) WithLogger(l hclog.Logger) Config { c.logger = l; return c }
+
+// WithAuditLog sets the audit log every step's runtime writes to
+// (host.RuntimeConfig.WithAuditLog); nil, the default, keeps none.
+func (c Config) WithAuditLog(l *auditlog.Log) Config { c.audit = l; return c }
 
 // WithPool sizes the executor's default pool, where every step runs.
 func (c Config) WithPool(p executor.PoolConfig) Config { c.pool = p; return c }

@@ -221,6 +221,7 @@ func (s *Service) Resolve(ctx context.Context, r Request) (executor.Request, err
 	lineLimits := host.Limits{Timeout: time.Duration(r.Timeout), Memory: uint64(r.Memory), Output: uint64(r.OutputLimit)}
 	step.Limits = o.Limits.Or(lineLimits.Or(l.limits))
 	step.Grants = host.Grants{Env: l.env, HTTP: l.http, FS: l.fs, Caps: l.caps}
+	step.Audit.ExtendedGrants = l.extended
 	if len(r.Env) > 0 || len(o.Env) > 0 {
 		env := maps.Clone(l.env)
 		if env == nil {
@@ -518,7 +519,7 @@ func (s *Service) runtime(ctx context.Context, name string) (*host.Runtime, erro
 	if rt, ok := s.runtimes[name]; ok {
 		return rt, nil
 	}
-	cfg := host.NewRuntimeConfig().WithCacheDir(s.cfg.cacheDir)
+	cfg := host.NewRuntimeConfig().WithCacheDir(s.cfg.cacheDir).WithAuditLog(s.cfg.audit)
 	if s.cfg.logger != nil {
 		cfg = cfg.WithLogger(s.cfg.logger)
 	}

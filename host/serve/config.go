@@ -19,6 +19,7 @@ import (
 	hcljson "github.com/hashicorp/hcl/v2/json"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/blockhost/blockhost/host/auditlog"
 	"github.com/blockhost/blockhost/host/executor"
 	"github.com/blockhost/blockhost/plugins/approval"
 )
@@ -323,6 +324,7 @@ type Config struct {
 	retention     time.Duration
 	engine        string
 	cacheDir      string
+	audit         *auditlog.Log
 	logger        hclog.Logger
 	registry      *prometheus.Registry
 	// natives are extra built-in blocks, served with no grant; tests
@@ -379,6 +381,10 @@ func (c Config) WithEngine(name string) Config { c.engine = name; return c }
 
 // WithCacheDir keeps compiled code in dir; empty keeps none.
 func (c Config) WithCacheDir(dir string) Config { c.cacheDir = dir; return c }
+
+// WithAuditLog sets the audit log every step writes to
+// (host.RuntimeConfig.WithAuditLog); nil, the default, keeps none.
+func (c Config) WithAuditLog(l *auditlog.Log) Config { c.audit = l; return c }
 
 // WithLogger sets the logger, narrowed to "serve". Nil discards.
 func (c Config) WithLogger(l hclog.Logger) Config { c.logger = l; return c }

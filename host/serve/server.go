@@ -116,7 +116,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	for name, p := range pools {
 		ecfg = ecfg.WithPool(name, p)
 	}
-	jcfg := job.NewConfig().WithLogger(logger).WithCacheDir(cfg.cacheDir).
+	jcfg := job.NewConfig().WithLogger(logger).WithCacheDir(cfg.cacheDir).WithAuditLog(cfg.audit).
 		WithOverrides(job.Settings{Engine: cfg.engine}).
 		WithExecutorConfig(ecfg).WithPool(pools[executor.DefaultPool]).WithMaxInput(int(cfg.maxBody))
 	if s.svc, err = job.New(jcfg); err != nil {
