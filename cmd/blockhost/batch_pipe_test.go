@@ -2,7 +2,6 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -37,7 +36,7 @@ func TestBatch_closedPipeEndsQuietly(t *testing.T) {
 	cmd := exec.Command(os.Args[0], "--log-level", "off", "batch", "--cache-dir", t.TempDir(), "--concurrency", "2", "-")
 	cmd.Env = append(os.Environ(), "BLOCKHOST_TEST_MAIN=1")
 	cmd.Stdin, cmd.Stdout = inR, outW
-	var stderr bytes.Buffer
+	var stderr syncBuffer // written by exec's copying goroutine while the test reads it
 	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
