@@ -35,6 +35,7 @@ func serveCommand() *cli.Command {
 			&cli.DurationFlag{Name: "max-wait", Value: serve.DefaultMaxWait, Usage: "longest ?wait= a request may ask for"},
 			&cli.DurationFlag{Name: "retention", Value: serve.DefaultRetention, Usage: "delete finished steps this long after they end (-1s: never)"},
 			&cli.StringFlag{Name: "engine", Usage: "WebAssembly engine (default wazero)"},
+			&cli.StringSliceFlag{Name: "trusted-key", Usage: "serve only manifests signed by this public key `FILE` (repeatable)"},
 		}, append(cacheFlags(), auditLogFlag())...),
 		Action: serveAction,
 	}
@@ -67,6 +68,13 @@ func serveAction(c *cli.Context) error {
 	cfg := serve.NewConfig().WithStoreDir(store).WithInsecureLocal(c.Bool("insecure-local")).
 		WithMaxBody(int64(maxBody)).WithMaxWait(c.Duration("max-wait")).WithRetention(c.Duration("retention")).WithEngine(c.String("engine")).
 		WithCacheDir(cacheDir(c)).WithLogger(logger)
+	if paths := c.StringSlice("trusted-key"); len(paths) > 0 {
+		keys, err := trustedKeys(paths)
+		if err != nil {
+			return err
+		}
+		cfg = cfg.WithTrustedKeys(keys)
+	}
 	audit, err := openAuditLog(c)
 	if err != nil {
 		return err

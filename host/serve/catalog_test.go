@@ -1,6 +1,8 @@
 package serve
 
 import (
+	"crypto/ed25519"
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -10,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/blockhost/blockhost/host/job"
+	"github.com/blockhost/blockhost/host/sign"
 	"github.com/blockhost/blockhost/internal/testwasm"
 )
 
@@ -70,5 +73,56 @@ func TestCatalog_manifestBlock(t *testing.T) {
 	res := h.do("POST", "/v1/steps?wait=20s", tokAna, map[string]any{"block": "hello", "input": map[string]any{"name": "ana"}}).json(t)
 	if out, _ := res["output"].(map[string]any); res["status"] != "success" || out["name"] != "ana" {
 		t.Fatalf("hello step: %v", res)
+	}
+}
+
+// TestCatalog_trustedKeys: with trusted keys, the server starts only when
+// every manifest of its catalog is signed by one of them, its module the
+// one signed; an unsigned manifest, or one signed by another key, stops
+// it at start.
+func TestCatalog_trustedKeys(t *testing.T) {
+	wasm := testwasm.WAT(t, filepath.Join(testwasm.ModuleRoot(t), "host", "testdata", "echo.wat"))
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "echo.wasm"), wasm, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	mf := filepath.Join(dir, "echo.hcl")
+	if err := os.WriteFile(mf, []byte("block \"echo\" {\n  module = \"echo.wasm\"\n}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	trusted, trustedKey, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, other, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conf := func() Config {
+		base := testConfig(t, t.TempDir(), nil) // sets the tokens' variables Parse reads
+		f, err := Parse([]byte(testConf+"block \"echo\" {\n  manifest = \"echo.hcl\"\n}\n"), filepath.Join(dir, "serve.hcl"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return base.WithFile(f).WithTrustedKeys([]ed25519.PublicKey{trusted})
+	}
+
+	var ce *ConfigError
+	if _, err := New(t.Context(), conf()); !errors.As(err, &ce) || !errors.Is(err, sign.ErrUnsigned) {
+		t.Fatalf("an unsigned manifest under a trusted key: %v", err)
+	}
+	if _, err := sign.SignManifest(mf, other); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := New(t.Context(), conf()); !errors.As(err, &ce) || !errors.Is(err, sign.ErrUntrusted) {
+		t.Fatalf("a manifest signed by another key: %v", err)
+	}
+	if _, err := sign.SignManifest(mf, trustedKey); err != nil {
+		t.Fatal(err)
+	}
+	h := start(t, conf())
+	res := h.do("POST", "/v1/steps?wait=20s", tokAna, map[string]any{"block": "echo", "input": map[string]any{"name": "ana"}}).json(t)
+	if res["status"] != "success" {
+		t.Fatalf("a step of the signed manifest: %v", res)
 	}
 }

@@ -2,6 +2,7 @@ package serve
 
 import (
 	"cmp"
+	"crypto/ed25519"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
@@ -323,6 +324,7 @@ type Config struct {
 	maxWait       time.Duration
 	retention     time.Duration
 	engine        string
+	trustedKeys   []ed25519.PublicKey
 	cacheDir      string
 	audit         *auditlog.Log
 	logger        hclog.Logger
@@ -372,6 +374,15 @@ func (c Config) WithMaxWait(d time.Duration) Config { c.maxWait = cmp.Or(d, Defa
 // Unfinished steps and pending approvals are never deleted.
 func (c Config) WithRetention(d time.Duration) Config {
 	c.retention = cmp.Or(d, DefaultRetention)
+	return c
+}
+
+// WithTrustedKeys serves a catalog block only from a manifest signed by
+// one of keys (host/sign), its module the one signed: an unsigned or
+// wrongly signed manifest stops the server at start, as a bad pin does.
+// None, the default, checks no signature.
+func (c Config) WithTrustedKeys(keys []ed25519.PublicKey) Config {
+	c.trustedKeys = slices.Clone(keys)
 	return c
 }
 

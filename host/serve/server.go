@@ -117,7 +117,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		ecfg = ecfg.WithPool(name, p)
 	}
 	jcfg := job.NewConfig().WithLogger(logger).WithCacheDir(cfg.cacheDir).WithAuditLog(cfg.audit).
-		WithOverrides(job.Settings{Engine: cfg.engine}).
+		WithOverrides(job.Settings{Engine: cfg.engine, TrustedKeys: cfg.trustedKeys}).
 		WithExecutorConfig(ecfg).WithPool(pools[executor.DefaultPool]).WithMaxInput(int(cfg.maxBody))
 	if s.svc, err = job.New(jcfg); err != nil {
 		return nil, &ConfigError{Where: "pool or engine", Problem: err.Error()}
