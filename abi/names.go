@@ -146,6 +146,18 @@ func LookupFunction(name string) (Signature, bool) {
 	return Signature{}, false
 }
 
+// CapabilityOf returns the capability the host function name belongs to
+// ("" for a core function every block may call), and whether ABI v1 has
+// it.
+func CapabilityOf(name string) (string, bool) {
+	for _, f := range functions {
+		if f.Name == name {
+			return f.Capability, true
+		}
+	}
+	return "", false
+}
+
 // Functions returns every host function of ABI v1, core functions first,
 // in a new slice the caller may keep.
 func Functions() []Function {

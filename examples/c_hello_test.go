@@ -83,7 +83,7 @@ func TestCHello(t *testing.T) {
 			}
 			var own []map[string]any // the block's records, not the host's
 			for _, r := range logs.records(t, res.StepID) {
-				if r["@module"] == "block" {
+				if r["@module"] == "guest" {
 					own = append(own, r)
 				}
 			}

@@ -1,8 +1,6 @@
 package host
 
 import (
-	"strings"
-
 	"github.com/blockhost/blockhost/abi"
 	"github.com/blockhost/blockhost/host/engine"
 	"github.com/blockhost/blockhost/host/extism"
@@ -24,13 +22,15 @@ func (b *Block) Exports() []engine.Export { return b.mod.Exports() }
 func ImportCapability(im engine.Import) string {
 	switch im.Module {
 	case abi.ImportModule:
+		// The ABI table says which capability each function belongs to.
+		c, ok := abi.CapabilityOf(im.Name)
 		switch {
-		case strings.HasPrefix(im.Name, "http_"):
-			return "http"
-		case strings.HasPrefix(im.Name, "fs_"):
-			return "fs"
+		case !ok:
+			return "unknown"
+		case c == "":
+			return "core"
 		}
-		return "core"
+		return c
 	case abi.WASIModule:
 		return "wasi"
 	case extism.ImportModule:

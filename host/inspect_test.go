@@ -14,6 +14,8 @@ func TestImportCapability(t *testing.T) {
 		{"blockhost", "fs_read", "fs"},
 		{"blockhost", "input_len", "core"},
 		{"blockhost", "log", "core"},
+		{"blockhost", "sql_query", "sql"},
+		{"blockhost", "no_such_function", "unknown"},
 		{"wasi_snapshot_preview1", "path_open", "wasi"},
 		{"extism:host/env", "var_get", "extism"},
 		{"extism:host/user", "mine", "extism-user"},

@@ -9,6 +9,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/blockhost/blockhost/abi"
+	"github.com/blockhost/blockhost/host/capability"
 )
 
 // Runner runs steps of one block. *Block (a WebAssembly block) and
@@ -38,6 +39,12 @@ type Call struct {
 	Step Step
 	// Logger carries the step_id and block fields.
 	Logger hclog.Logger
+	// Audit records a capability's use or refusal in the runtime's audit
+	// log, as the host does for a WebAssembly block's host calls: a
+	// built-in block passes it to the capability sessions it opens
+	// (httpcap.SessionConfig.Audit, fscap.Config.Audit). Never nil; it
+	// does nothing when the runtime keeps no audit log.
+	Audit func(capability.Event)
 }
 
 // NativeBlock is a built-in block bound to a runtime.
@@ -66,6 +73,10 @@ func (b *NativeBlock) Run(ctx context.Context, step Step) (res *abi.StepResult) 
 	}
 	res = &abi.StepResult{StepID: step.ID, Block: b.name, Attempts: 1}
 	logger := b.rt.logger.Named("block").With("step_id", step.ID, "block", b.name)
+	audit := stepAuditor{log: b.rt.audit, stepID: step.ID, block: b.name}
+	audit.start(&step, step.Limits)
+	// Deferred first, so it runs last: the record has the final result.
+	defer func() { audit.end(res) }()
 	ctx, cancel := context.WithTimeoutCause(ctx, step.Limits.Timeout, ErrStepTimeout)
 	defer cancel()
 	defer func() {
@@ -82,7 +93,7 @@ func (b *NativeBlock) Run(ctx context.Context, step Step) (res *abi.StepResult) 
 		endedResult(ctx, res, step.Limits.Timeout)
 		return res
 	}
-	out, err := b.fn(ctx, &Call{Step: step, Logger: logger})
+	out, err := b.fn(ctx, &Call{Step: step, Logger: logger, Audit: audit.event})
 	if ctx.Err() != nil {
 		endedResult(ctx, res, step.Limits.Timeout)
 		return res

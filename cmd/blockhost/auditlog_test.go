@@ -64,3 +64,57 @@ func TestRun_auditLog(t *testing.T) {
 		t.Fatalf("a directory: exit %d, stderr %s", r.code, r.stderr)
 	}
 }
+
+// TestRun_auditLogBuiltin: a built-in block's steps are audited as a
+// WebAssembly block's are — start, every capability use and refusal, end
+// — through the same capability sessions.
+func TestRun_auditLogBuiltin(t *testing.T) {
+	url, _ := httpTestServer(t)
+	allow := "GET " + url + "/ allow_ranges=127.0.0.1/32"
+	path := filepath.Join(t.TempDir(), "audit.jsonl")
+	records := func() []map[string]any {
+		t.Helper()
+		raw, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var recs []map[string]any
+		for _, line := range strings.Split(strings.TrimSpace(string(raw)), "\n") {
+			var rec map[string]any
+			if err := json.Unmarshal([]byte(line), &rec); err != nil {
+				t.Fatalf("audit line %q: %v", line, err)
+			}
+			recs = append(recs, rec)
+		}
+		return recs
+	}
+
+	r := runCLI(t, "", "--log-level", "off", "run", "--audit-log", path, "--allow-http", allow,
+		"--input", `{"url":"`+url+`/hello?name=ana"}`, "http.request")
+	if r.code != exitSuccess {
+		t.Fatalf("allowed request: exit %d: %s", r.code, r.stderr)
+	}
+	r = runCLI(t, "", "--log-level", "off", "run", "--max-attempts", "1", "--audit-log", path, "--allow-http", allow,
+		"--input", `{"url":"http://127.0.0.2:9/"}`, "http.request")
+	if r.code == exitSuccess {
+		t.Fatalf("a request outside the grant succeeded: %s", r.stdout)
+	}
+	var got []string
+	for _, rec := range records() {
+		s := rec["event"].(string)
+		if rec["block"] != "http.request" {
+			t.Errorf("record of block %v: %v", rec["block"], rec)
+		}
+		if s == "capability" {
+			s += ":" + rec["op"].(string)
+			if rec["denied"] == true {
+				s += ":denied"
+			}
+		}
+		got = append(got, s)
+	}
+	want := "step_start,capability:request,step_end,step_start,capability:request:denied,step_end"
+	if strings.Join(got, ",") != want {
+		t.Fatalf("audit events %v, want %s", got, want)
+	}
+}

@@ -77,7 +77,7 @@ func TestBatch_logLinesAboveProgressBar(t *testing.T) {
 	}
 
 	screen := renderScreen(raw.String())
-	logLine := regexp.MustCompile(`^\d{4}-\d\d-\d\dT\S+ \[INFO\] +blockhost\.block: greeting: block=\S+ step_id=s\d+ name=n\d+$`)
+	logLine := regexp.MustCompile(`^\d{4}-\d\d-\d\dT\S+ \[INFO\] +blockhost\.guest: greeting: block=\S+ step_id=s\d+ name=n\d+$`)
 	barPiece := regexp.MustCompile(`\[[#.]{5,}|ok \d+ +error \d+|queue \d+`)
 	greetings := 0
 	for i, l := range screen {

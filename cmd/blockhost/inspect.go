@@ -20,6 +20,7 @@ import (
 	"github.com/blockhost/blockhost/host/engine"
 	"github.com/blockhost/blockhost/host/executor"
 	"github.com/blockhost/blockhost/host/job"
+	"github.com/blockhost/blockhost/host/sqlcap"
 )
 
 func inspectCommand() *cli.Command {
@@ -65,6 +66,8 @@ type inspectGrants struct {
 	Env        []string `json:"env"`
 	HTTP       []string `json:"http"`
 	Filesystem []string `json:"filesystem"`
+	// SQL lists the databases granted, without their DSNs' secrets.
+	SQL []string `json:"sql"`
 	// Extended lists the grants the flags added to the manifest's
 	// (--extend-grants).
 	Extended []string `json:"extended"`
@@ -166,7 +169,7 @@ func inspectView(in *job.Inspection, signed bool) inspection {
 		}
 	}
 	g := xr.Step.Grants
-	v.Grants = inspectGrants{Env: slices.Sorted(maps.Keys(g.Env)), HTTP: []string{}, Filesystem: []string{},
+	v.Grants = inspectGrants{Env: slices.Sorted(maps.Keys(g.Env)), HTTP: []string{}, Filesystem: []string{}, SQL: []string{},
 		Extended: append([]string{}, xr.ExtendedGrants...)}
 	if v.Grants.Env == nil {
 		v.Grants.Env = []string{}
@@ -182,6 +185,11 @@ func inspectView(in *job.Inspection, signed bool) inspection {
 			mode = "ro"
 		}
 		v.Grants.Filesystem = append(v.Grants.Filesystem, fmt.Sprintf("%s: %s (%s)", d.GuestPath, d.HostDir, mode))
+	}
+	if set, ok := g.Caps[sqlcap.Name].(*sqlcap.Set); ok {
+		for _, d := range set.Grants() {
+			v.Grants.SQL = append(v.Grants.SQL, d.String())
+		}
 	}
 	l := xr.Step.Limits.Or(host.DefaultLimits)
 	v.Limits = inspectLimits{Timeout: l.Timeout.String(), MemoryBytes: l.Memory, OutputBytes: l.Output, LogBytes: l.Log}
@@ -266,6 +274,7 @@ func (v inspection) writeText(out io.Writer) error {
 	list("env", v.Grants.Env)
 	list("http", v.Grants.HTTP)
 	list("filesystem", v.Grants.Filesystem)
+	list("sql", v.Grants.SQL)
 	list("extended", v.Grants.Extended)
 	row("limits", "timeout %s, memory %s, output %s, log %s", v.Limits.Timeout,
 		sizeText(v.Limits.MemoryBytes), sizeText(v.Limits.OutputBytes), sizeText(v.Limits.LogBytes))

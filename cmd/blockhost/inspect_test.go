@@ -142,3 +142,21 @@ func TestInspect(t *testing.T) {
 		t.Errorf("swapped module: exit %d %s", r.code, r.stderr)
 	}
 }
+
+// TestInspect_sqlGrant: inspect lists the databases a step would be
+// granted, with the DSN's password left out, in text and JSON.
+func TestInspect_sqlGrant(t *testing.T) {
+	allow := "orders=postgres:postgres://app:hunter2@127.0.0.1:5432/orders"
+	for _, args := range [][]string{{"inspect"}, {"inspect", "--json"}} {
+		r := runCLI(t, "", append(args, "--allow-sql", allow, "sql.query")...)
+		if r.code != exitSuccess {
+			t.Fatalf("%v: exit %d: %s", args, r.code, r.stderr)
+		}
+		if !strings.Contains(r.stdout, "orders=postgres:postgres://app@127.0.0.1:5432/orders:ro") {
+			t.Errorf("%v: the SQL grant is not shown:\n%s", args, r.stdout)
+		}
+		if strings.Contains(r.stdout+r.stderr, "hunter2") {
+			t.Errorf("%v: the DSN's password is shown:\n%s", args, r.stdout)
+		}
+	}
+}

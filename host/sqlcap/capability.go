@@ -171,3 +171,28 @@ func (s *stepState) exec(ctx context.Context, mem engine.Memory, args []uint64) 
 		Duration: time.Since(start), Fields: map[string]any{"rows_affected": n}})
 	return abi.ResultOK
 }
+
+// DescribeGrant lists the databases a *Set grants, for the audit log and
+// inspect: each one's name, driver, where it is with every secret left out
+// (Grant.Describe), mode and caps. A DSN's password never appears.
+func (Capability) DescribeGrant(grant any) any {
+	set, _ := grant.(*Set)
+	type auditGrant struct {
+		Name      string `json:"name"`
+		Driver    string `json:"driver"`
+		Database  string `json:"database"`
+		Mode      string `json:"mode"`
+		TimeoutMS int64  `json:"timeout_ms"`
+		MaxRows   int    `json:"max_rows"`
+		MaxBytes  int    `json:"max_bytes"`
+	}
+	var out []auditGrant
+	if set != nil {
+		for _, g := range set.Grants() {
+			g = g.WithDefaults()
+			out = append(out, auditGrant{Name: g.Name, Driver: string(g.Driver), Database: g.Describe(), Mode: string(g.Mode),
+				TimeoutMS: g.Timeout.Milliseconds(), MaxRows: g.MaxRows, MaxBytes: g.MaxBytes})
+		}
+	}
+	return out
+}

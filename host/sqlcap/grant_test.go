@@ -136,3 +136,28 @@ func TestSecret_neverShown(t *testing.T) {
 		}
 	}
 }
+
+// TestDescribeGrant: the audit log's step_start record names each
+// database, its driver, mode and caps, and never a DSN's password.
+func TestDescribeGrant(t *testing.T) {
+	set, err := sqlcap.NewSet([]sqlcap.Grant{
+		{Name: "orders", Driver: sqlcap.DriverPostgres, DSN: "postgres://app:hunter2@127.0.0.1:5432/orders", Mode: sqlcap.ModeReadWrite},
+		{Name: "local", DSNEnv: "LOCAL_DSN"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := json.Marshal(sqlcap.Capability{}.DescribeGrant(set))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := string(b)
+	for _, want := range []string{`"name":"orders"`, `"driver":"postgres"`, `"mode":"rw"`, `postgres://app@127.0.0.1:5432/orders`, `"name":"local"`, `$LOCAL_DSN`, `"mode":"ro"`} {
+		if !strings.Contains(got, want) {
+			t.Errorf("%s lacks %s", got, want)
+		}
+	}
+	if strings.Contains(got, "hunter2") {
+		t.Errorf("the password is in %s", got)
+	}
+}

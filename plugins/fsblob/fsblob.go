@@ -95,7 +95,7 @@ func session(ctx context.Context, call *host.Call, dir string) (*fscap.Session, 
 		return nil, "", abi.NewError(abi.CodePermissionDenied, abi.ClassPermanent,
 			"no directory is granted to the step (use --allow-dir or the manifest's filesystem section)")
 	}
-	s, err := fscap.Open(ctx, grants, fscap.Config{Logger: call.Logger})
+	s, err := fscap.Open(ctx, grants, fscap.Config{Logger: call.Logger, Audit: call.Audit})
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil, "", ctx.Err()

@@ -162,7 +162,7 @@ func Run(ctx context.Context, call *host.Call) ([]byte, error) {
 		limit = in.MaxResponseBody
 	}
 
-	s := httpcap.NewSession(ctx, call.Step.Grants.HTTP, httpcap.SessionConfig{Logger: call.Logger})
+	s := httpcap.NewSession(ctx, call.Step.Grants.HTTP, httpcap.SessionConfig{Logger: call.Logger, Audit: call.Audit})
 	defer s.Close()
 	resp, err := s.Do(ctx, &httpcap.Request{
 		Method: in.Method,

@@ -27,13 +27,17 @@ package sqlquery
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/blockhost/blockhost/abi"
 	"github.com/blockhost/blockhost/host"
+	"github.com/blockhost/blockhost/host/capability"
 	"github.com/blockhost/blockhost/host/sqlcap"
 	"github.com/blockhost/blockhost/plugins"
 )
@@ -50,11 +54,44 @@ func init() {
 }
 
 func runQuery(ctx context.Context, call *host.Call) ([]byte, error) {
-	return Query(ctx, databasesOf(call), call.Step.Input)
+	start := time.Now()
+	out, err := Query(ctx, databasesOf(call), call.Step.Input)
+	audit(call, "query", start, int64(len(out)), err)
+	return out, err
 }
 
 func runExec(ctx context.Context, call *host.Call) ([]byte, error) {
-	return Exec(ctx, databasesOf(call), call.Step.Input)
+	start := time.Now()
+	out, err := Exec(ctx, databasesOf(call), call.Step.Input)
+	audit(call, "exec", start, 0, err)
+	return out, err
+}
+
+// audit records the statement in the audit log, as the host does for a
+// WebAssembly block's sql_query and sql_exec: the database named, never
+// the statement or its parameters; a refusal by grant as denied.
+func audit(call *host.Call, op string, start time.Time, n int64, err error) {
+	if call.Audit == nil {
+		return
+	}
+	var named struct {
+		Database         string `json:"database"`
+		ConnectionString string `json:"connection_string"`
+	}
+	_ = json.Unmarshal(call.Step.Input, &named) // a bad input is the step's error already
+	db := cmp.Or(named.Database, named.ConnectionString)
+	ev := capability.Event{Capability: sqlcap.Name, Op: op, Target: db, Grant: db, Bytes: n, Duration: time.Since(start)}
+	var ae *abi.Error
+	switch {
+	case err == nil:
+	case errors.As(err, &ae) && ae.Code == abi.CodePermissionDenied:
+		ev.Denied, ev.Reason, ev.Grant = true, ae.Code.Name(), ""
+	case errors.As(err, &ae):
+		ev.Error = ae.Code.Name()
+	default:
+		ev.Error = abi.CodeExecutionFailed.Name()
+	}
+	call.Audit(ev)
 }
 
 // databasesOf returns the step's SQL grant, nil when it has none.

@@ -10,8 +10,11 @@ import (
 	"testing"
 
 	"github.com/blockhost/blockhost/abi"
+	"github.com/blockhost/blockhost/host"
+	"github.com/blockhost/blockhost/host/capability"
 	"github.com/blockhost/blockhost/host/sqlcap"
 	"github.com/blockhost/blockhost/internal/pgtest"
+	"github.com/blockhost/blockhost/plugins"
 	"github.com/blockhost/blockhost/plugins/sqlquery"
 )
 
@@ -192,4 +195,39 @@ func TestQuery_caps(t *testing.T) {
 	}
 	_, err = sqlquery.Query(context.Background(), set, []byte(`{"query":"SELECT 1 UNION ALL SELECT 2 UNION ALL SELECT 3"}`))
 	wantCode(t, err, abi.CodeQuotaExceeded)
+}
+
+// TestQuery_audited: the built-in blocks record each statement through
+// the step's audit hook — the database named, never the statement or its
+// parameters — and a database the step was not granted as a refusal.
+func TestQuery_audited(t *testing.T) {
+	set := databases(t, sqlcap.DriverSQLite, sqlcap.ModeReadOnly)
+	p, ok := plugins.Lookup(sqlquery.QueryName)
+	if !ok {
+		t.Fatal("sql.query is not registered")
+	}
+	var got []capability.Event
+	run := func(input string) {
+		call := &host.Call{
+			Step:  host.Step{Input: []byte(input), Grants: host.Grants{Caps: map[string]any{sqlcap.Name: set}}},
+			Audit: func(e capability.Event) { got = append(got, e) },
+		}
+		p.Run(context.Background(), call)
+	}
+	run(`{"database":"shop","query":"SELECT customer FROM orders WHERE id = ?","parameters":[1]}`)
+	run(`{"database":"payroll","query":"SELECT 1"}`)
+	if len(got) != 2 {
+		t.Fatalf("%d events, want 2: %+v", len(got), got)
+	}
+	if e := got[0]; e.Capability != sqlcap.Name || e.Op != "query" || e.Target != "shop" || e.Denied || e.Error != "" || e.Bytes == 0 {
+		t.Errorf("allowed query: %+v", e)
+	}
+	if e := got[1]; e.Target != "payroll" || !e.Denied {
+		t.Errorf("query of an ungranted database: %+v", e)
+	}
+	for _, e := range got {
+		if strings.Contains(fmt.Sprint(e), "SELECT") {
+			t.Errorf("the statement is in the audit event: %+v", e)
+		}
+	}
 }
