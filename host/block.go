@@ -188,7 +188,7 @@ func (b *Block) Run(ctx context.Context, step Step) (res *abi.StepResult) {
 	// A step whose context ended before the guest finished is over, however
 	// the guest finished: it may have seen the end through a capability's
 	// call (an HTTP request cut by the deadline) and returned normally.
-	if errors.Is(err, engine.ErrInterrupted) || st.sawEnd || ctx.Err() != nil {
+	if errors.Is(err, engine.ErrInterrupted) || st.sawEnd || ctx.Err() != nil || deadlinePassed(ctx) {
 		b.ended(ctx, res)
 		return res
 	}
@@ -296,10 +296,24 @@ func endedResult(ctx context.Context, res *abi.StepResult, timeout time.Duration
 }
 
 // isTimeout reports whether ctx ended by a deadline rather than a
-// cancellation, from its recorded cause.
+// cancellation, from its recorded cause; with none recorded yet, whether
+// its deadline has passed (deadlinePassed).
 func isTimeout(ctx context.Context) bool {
 	cause := context.Cause(ctx)
+	if cause == nil {
+		return deadlinePassed(ctx)
+	}
 	return errors.Is(cause, ErrStepTimeout) || errors.Is(cause, context.DeadlineExceeded)
+}
+
+// deadlinePassed reports whether ctx's deadline has passed, though its
+// timer may not have fired yet. An I/O deadline set to the same instant
+// (net/http takes its dial and read deadlines from ctx) can end a host call
+// a moment before ctx.Err is set, and the guest then returns normally: the
+// step is still over, as timeout.
+func deadlinePassed(ctx context.Context) bool {
+	d, ok := ctx.Deadline()
+	return ok && !time.Now().Before(d)
 }
 
 func setOutput(res *abi.StepResult, out []byte) {

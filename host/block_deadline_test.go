@@ -1,6 +1,7 @@
 package host_test
 
 import (
+	"context"
 	"testing"
 	"time"
 
@@ -21,6 +22,31 @@ func TestBlock_returnAfterDeadlineIsTimeout(t *testing.T) {
 		t.Logf("returned after %s", time.Since(start))
 		if res.Status != abi.StatusTimeout || res.Error == nil || res.Error.Code != abi.CodeCancelledByTimeout {
 			t.Fatalf("status %s error %+v, want timeout", res.Status, res.Error)
+		}
+	})
+}
+
+// lateTimer is a context whose deadline has passed but whose timer has not
+// fired yet: Err is nil. It stands for the moment after a deadline when an
+// I/O deadline set to the same instant has already cut a host call and the
+// guest returned, but the context's own timer has not run.
+type lateTimer struct{ context.Context }
+
+func (lateTimer) Deadline() (time.Time, bool) { return time.Now().Add(-time.Millisecond), true }
+
+// TestBlock_deadlinePassedBeforeItsTimer: a step that finishes after its
+// deadline is timeout even when the context's timer has not fired yet, for
+// a WebAssembly block and a built-in block alike.
+func TestBlock_deadlinePassedBeforeItsTimer(t *testing.T) {
+	ctx := lateTimer{context.Background()}
+	forEachEngine(t, func(t *testing.T, rt *host.Runtime) {
+		res := load(t, rt, "echo").Run(ctx, host.Step{Input: []byte(`{}`)})
+		if res.Status != abi.StatusTimeout || res.Error == nil || res.Error.Code != abi.CodeCancelledByTimeout {
+			t.Fatalf("wasm block: status %s error %+v, want timeout", res.Status, res.Error)
+		}
+		nb := rt.Native("late", func(context.Context, *host.Call) ([]byte, error) { return []byte(`{}`), nil })
+		if res := nb.Run(ctx, host.Step{}); res.Status != abi.StatusTimeout {
+			t.Fatalf("built-in block: status %s error %+v, want timeout", res.Status, res.Error)
 		}
 	})
 }

@@ -94,7 +94,7 @@ func (b *NativeBlock) Run(ctx context.Context, step Step) (res *abi.StepResult) 
 		return res
 	}
 	out, err := b.fn(ctx, &Call{Step: step, Logger: logger, Audit: audit.event})
-	if ctx.Err() != nil {
+	if ctx.Err() != nil || deadlinePassed(ctx) {
 		endedResult(ctx, res, step.Limits.Timeout)
 		return res
 	}
