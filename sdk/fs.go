@@ -2,7 +2,6 @@ package sdk
 
 import (
 	"encoding/binary"
-	"encoding/json"
 	"errors"
 	"io"
 	"io/fs"
@@ -12,6 +11,7 @@ import (
 	"time"
 
 	"github.com/blockhost/blockhost/abi"
+	"github.com/blockhost/blockhost/sdk/internal/callerr"
 	"github.com/blockhost/blockhost/sdk/internal/hostcall"
 )
 
@@ -111,27 +111,7 @@ func fsFailure(op, name string, r abi.Result) *FSError {
 
 // lastFSError asks the host for the detail of its last failed fs_* call,
 // or returns nil.
-func lastFSError() *abi.Error { return lastError(hostcall.FSLastError) }
-
-// lastError fetches a capability's last error detail (abi.Error as JSON)
-// through fetch, growing the buffer once if the host asks for more, or
-// returns nil.
-func lastError(fetch func([]byte) (uint32, abi.Result)) *abi.Error {
-	buf := make([]byte, 1024)
-	n, r := fetch(buf)
-	if r == abi.ResultLimit && n > uint32(len(buf)) {
-		buf = make([]byte, n)
-		n, r = fetch(buf)
-	}
-	if r != abi.ResultOK || n > uint32(len(buf)) {
-		return nil
-	}
-	var d abi.Error
-	if err := json.Unmarshal(buf[:n], &d); err != nil {
-		return nil
-	}
-	return &d
-}
+func lastFSError() *abi.Error { return callerr.LastError(hostcall.FSLastError) }
 
 // guestPath turns a name into the absolute guest path the host expects.
 func guestPath(name string) string {

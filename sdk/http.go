@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/blockhost/blockhost/abi"
+	"github.com/blockhost/blockhost/sdk/internal/callerr"
 	"github.com/blockhost/blockhost/sdk/internal/hostcall"
 )
 
@@ -343,7 +344,7 @@ func httpFailure(fn string, r abi.Result, method, url string) *HTTPError {
 
 // lastHTTPError asks the host for the detail of its last failed HTTP
 // call, or returns nil.
-func lastHTTPError() *abi.Error { return lastError(hostcall.HTTPLastError) }
+func lastHTTPError() *abi.Error { return callerr.LastError(hostcall.HTTPLastError) }
 
 // httpBody reads a response body through http_body_read.
 type httpBody struct {
