@@ -20,14 +20,36 @@ import (
 	"github.com/blockhost/blockhost/internal/testwasm"
 )
 
-// benchGuest is one guest of the comparison: the same module and call on
-// both hosts.
+// benchGuest is one guest of the comparison: a module and call on
+// blockhost and, unless extism is set, the same module and call on Extism.
 type benchGuest struct {
 	name   string
 	wasm   func(b *testing.B) []byte
 	fn     string
 	input  []byte
 	output string
+	// snapshot is whether blockhost must start the guest's steps from a
+	// snapshot (an SDK reactor).
+	snapshot bool
+	// extism, when set, is what Extism runs instead: the same work as
+	// the plugin Extism's own Go kit builds it.
+	extism *benchGuest
+}
+
+// countVowelsStd is the go-sdk's count_vowels_std.wasm: standard Go
+// (GOOS=wasip1, a command), the Go runtime's start-up in every call.
+func countVowelsStd() *benchGuest {
+	return &benchGuest{
+		name: "go", fn: "_start", input: []byte("ben"),
+		output: `{"count": 1, "config": "<unset by host>", "a": "this is var a"}`,
+		wasm: func(b *testing.B) []byte {
+			data, err := os.ReadFile(filepath.Join(sdkDir(b), "wasm", "count_vowels_std.wasm"))
+			if err != nil {
+				b.Fatal(err)
+			}
+			return data
+		},
+	}
 }
 
 func benchGuests() []benchGuest {
@@ -38,18 +60,17 @@ func benchGuests() []benchGuest {
 			name: "echo", fn: "echo", input: []byte(`{"name":"ana"}`), output: `{"name":"ana"}`,
 			wasm: func(b *testing.B) []byte { return testwasm.WAT(b, filepath.Join("testdata", "echo.wat")) },
 		},
+		// A Go guest, the same module on both hosts: blockhost runs
+		// Extism's plugin as a command, the runtime's start-up included.
+		*countVowelsStd(),
 		{
-			// A Go guest: the go-sdk's count_vowels_std.wasm, standard Go
-			// (GOOS=wasip1) with the Go runtime's start-up in every call.
-			name: "go", fn: "_start", input: []byte("ben"),
-			output: `{"count": 1, "config": "<unset by host>", "a": "this is var a"}`,
-			wasm: func(b *testing.B) []byte {
-				data, err := os.ReadFile(filepath.Join(sdkDir(b), "wasm", "count_vowels_std.wasm"))
-				if err != nil {
-					b.Fatal(err)
-				}
-				return data
-			},
+			// The same work as a block author writes it for blockhost: a
+			// Go reactor built with the SDK, each step a fresh instance
+			// started from the snapshot taken after initialisation. Extism
+			// runs its own Go build of the work, count_vowels_std.
+			name: "go-sdk", input: []byte(`{"text":"ben"}`), output: `{"count":1}`, snapshot: true,
+			wasm:   func(b *testing.B) []byte { return testwasm.GoReactor(b, filepath.Join("testdata", "vowels")) },
+			extism: countVowelsStd(),
 		},
 	}
 }
@@ -79,6 +100,9 @@ func BenchmarkCompare(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
+			if blk.UsesSnapshot() != g.snapshot {
+				b.Fatalf("blockhost %s %s starts from a snapshot: %v, want %v", engine, g.name, blk.UsesSnapshot(), g.snapshot)
+			}
 			step := host.Step{Function: g.fn, Input: g.input}
 			check(b, g, "blockhost "+engine, blk.Run(ctx, step))
 			name := "blockhost-" + engine + "-fresh"
@@ -92,7 +116,11 @@ func BenchmarkCompare(b *testing.B) {
 			})
 		}
 
-		compiled, err := extism.NewCompiledPlugin(ctx, extism.Manifest{Wasm: []extism.Wasm{extism.WasmData{Data: wasm}}},
+		x := &g
+		if g.extism != nil {
+			x = g.extism
+		}
+		compiled, err := extism.NewCompiledPlugin(ctx, extism.Manifest{Wasm: []extism.Wasm{extism.WasmData{Data: x.wasm(b)}}},
 			extism.PluginConfig{EnableWasi: true, RuntimeConfig: wazero.NewRuntimeConfig().WithCompilationCache(extismCacheFor(b))}, nil)
 		if err != nil {
 			b.Fatal(err)
@@ -105,14 +133,14 @@ func BenchmarkCompare(b *testing.B) {
 			}
 			defer p.Close(ctx)
 			p.SetLogger(func(extism.LogLevel, string) {})
-			rc, out, err := p.Call(g.fn, g.input)
+			rc, out, err := p.Call(x.fn, x.input)
 			if err == nil && rc != 0 {
 				err = fmt.Errorf("returned %d", rc)
 			}
 			return out, err
 		}
-		if out, err := callFresh(); err != nil || string(out) != g.output {
-			b.Fatalf("extism %s: %q, %v; want %q", g.name, out, err, g.output)
+		if out, err := callFresh(); err != nil || string(out) != x.output {
+			b.Fatalf("extism %s: %q, %v; want %q", x.name, out, err, x.output)
 		}
 		b.Run(g.name+"/extism-fresh", func(b *testing.B) {
 			for b.Loop() {
@@ -132,8 +160,8 @@ func BenchmarkCompare(b *testing.B) {
 				// A Go command exits at the end of _start: Extism's reused
 				// instance cannot call it again, so only the tiny guest has
 				// a reused figure.
-				if _, _, err := reused.Call(g.fn, g.input); err != nil {
-					b.Skipf("a reused instance cannot call %s again: %v", g.fn, err)
+				if _, _, err := reused.Call(x.fn, x.input); err != nil {
+					b.Skipf("a reused instance cannot call %s again: %v", x.fn, err)
 				}
 			}
 			record("extism-reused", b)
