@@ -200,7 +200,8 @@ func (e *Executor) Submit(ctx context.Context, req Request) *Ticket {
 	}
 
 	if e.budgets != nil && s.dep != "" {
-		e.budgets.start(s.dep)
+		s.budgetDep = s.dep
+		e.budgets.start(s.budgetDep)
 	}
 	go s.run(adm == admitGranted)
 	return t
