@@ -3,11 +3,13 @@ package capability
 import "context"
 
 // DependencyTrace hears, through a step's context, which dependencies the
-// step's capability operations reached and how they answered: dependency
-// names one ("sql:orders"), unhealthy is true when the operation failed in
-// a way that says the dependency is unhealthy (a retryable failure: a
-// refused connection, too many connections, a deadlock) and false when
-// the dependency answered, with a result or a permanent error.
+// step's capability operations reached and how they answered: to
+// TraceDependency, dependency names one ("sql:orders"), unhealthy is true
+// when the operation failed in a way that says the dependency is
+// unhealthy (a retryable failure: a refused connection, too many
+// connections, a deadlock) and false when the dependency answered, with a
+// result or a permanent error. (An interface rather than a function, so
+// that a pointer installs it without an allocation per step.)
 //
 // The executor installs one for every attempt, so that a failure a block
 // returns after such an operation counts against that dependency's
@@ -15,7 +17,9 @@ import "context"
 // dependency (docs/failure-model.md). It is called on the goroutine
 // running the step, and may be called after the attempt was abandoned:
 // it must be safe for concurrent use and must not block.
-type DependencyTrace func(dependency string, unhealthy bool)
+type DependencyTrace interface {
+	TraceDependency(dependency string, unhealthy bool)
+}
 
 type traceKey struct{}
 
@@ -33,6 +37,6 @@ func WithDependencyTrace(ctx context.Context, trace DependencyTrace) context.Con
 // no trace is installed.
 func ReportDependency(ctx context.Context, dependency string, unhealthy bool) {
 	if t, ok := ctx.Value(traceKey{}).(DependencyTrace); ok && t != nil {
-		t(dependency, unhealthy)
+		t.TraceDependency(dependency, unhealthy)
 	}
 }

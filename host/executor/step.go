@@ -82,7 +82,6 @@ func (e *Executor) newStep(req Request, now time.Time) (*step, string) {
 		}
 	}
 	s.tenant, s.dep = req.TenantID, req.Dependency
-	s.trace.fn = s.trace.report
 	s.policy = req.Retry.Or(e.cfg.retry)
 	if s.req.Step.Limits.Timeout == 0 {
 		s.req.Step.Limits.Timeout = e.cfg.attemptTimeout
@@ -320,7 +319,7 @@ func (s *step) attempt() (res *abi.StepResult, timedOut bool, took time.Duration
 	actx, cancel := context.WithTimeoutCause(s.ctx, s.req.Step.Limits.Timeout, host.ErrStepTimeout)
 	defer cancel()
 	s.trace.reset()
-	actx = capability.WithDependencyTrace(actx, s.trace.fn)
+	actx = capability.WithDependencyTrace(actx, &s.trace)
 	s.mu.Lock()
 	s.inAttempt, s.actx = true, actx
 	s.mu.Unlock()
@@ -575,12 +574,14 @@ func noted(err *abi.Error, note string) *abi.Error {
 // block's abandoned attempt, whose operations may still report after the
 // step has moved on.
 type depTrace struct {
-	fn  capability.DependencyTrace // report, made once per step
 	mu  sync.Mutex
 	dep string
 }
 
-func (t *depTrace) report(dep string, unhealthy bool) {
+var _ capability.DependencyTrace = (*depTrace)(nil)
+
+// TraceDependency implements capability.DependencyTrace.
+func (t *depTrace) TraceDependency(dep string, unhealthy bool) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	switch {
