@@ -299,7 +299,7 @@ const runnerIdle = 5 * time.Second
 // a new one. A step goroutine's stack grows to what its block needs (a
 // SQLite statement through modernc.org/sqlite needs tens of kilobytes); a
 // new goroutine for every step paid that growth, copying the stack
-// several times, on every step — about a fifth of a sql.query step's CPU
+// several times, on every step — about a quarter of a sql.query step's CPU
 // (docs/benchmarks.md, "SQL"). A runner keeps its stack for the next step
 // and ends after runnerIdle without one, or when the executor closes.
 func (e *Executor) spawn(f func()) {
