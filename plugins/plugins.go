@@ -24,6 +24,12 @@ type Plugin struct {
 	Summary string
 	// Run is the block's body.
 	Run host.NativeFunc
+	// Dependency, when set, names what a step of the block depends on,
+	// for the executor's circuit breaker and retry budget, read from the
+	// step before it runs: sql.query's "sql:NAME" of the database its
+	// input names. Empty means none known before the step runs. Callers
+	// that name a dependency themselves (a request's dependency) win.
+	Dependency func(step host.Step) string
 }
 
 var (

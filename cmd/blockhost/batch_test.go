@@ -46,6 +46,20 @@ func parseResults(t *testing.T, out string) []abi.StepResult {
 	return rs
 }
 
+// resultsByID reads the results batch wrote to path, by step ID.
+func resultsByID(t *testing.T, path string) map[string]abi.StepResult {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	byID := map[string]abi.StepResult{}
+	for _, res := range parseResults(t, string(b)) {
+		byID[res.StepID] = res
+	}
+	return byID
+}
+
 // Every line gets one result, bad lines included, with its own step ID or
 // FILE:LINE; the summary goes to standard error.
 func TestBatch_resultPerLine(t *testing.T) {
@@ -67,14 +81,7 @@ func TestBatch_resultPerLine(t *testing.T) {
 	if r.code != exitError {
 		t.Fatalf("exit %d, want 1 (some steps failed)\nstderr: %s", r.code, r.stderr)
 	}
-	b, err := os.ReadFile(out)
-	if err != nil {
-		t.Fatal(err)
-	}
-	byID := map[string]abi.StepResult{}
-	for _, res := range parseResults(t, string(b)) {
-		byID[res.StepID] = res
-	}
+	byID := resultsByID(t, out)
 	want := map[string]struct {
 		status   abi.Status
 		code     abi.Code

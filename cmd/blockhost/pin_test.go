@@ -69,14 +69,7 @@ func TestRun_pinnedModule(t *testing.T) {
 	})
 	out := filepath.Join(dir, "out.jsonl")
 	r = runCLI(t, "", "batch", "--no-cache", "-o", out, steps)
-	b, err := os.ReadFile(out)
-	if err != nil {
-		t.Fatal(err)
-	}
-	byID := map[string]abi.StepResult{}
-	for _, res := range parseResults(t, string(b)) {
-		byID[res.StepID] = res
-	}
+	byID := resultsByID(t, out)
 	for id, want := range map[string]struct {
 		status         abi.Status
 		module, inText string

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -86,4 +88,54 @@ func compact(b []byte) string {
 	var buf bytes.Buffer
 	json.Compact(&buf, b)
 	return buf.String()
+}
+
+// TestBatch_sqlDependency: batch's sql.query lines depend on the database
+// they name, sql:NAME, before they run: after five refused connections to
+// database down, its circuit is open and the next lines on down fail fast
+// without an attempt (resource_unavailable, permanent, with a retry
+// hint), while a line on another database still runs.
+func TestBatch_sqlDependency(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := l.Addr().(*net.TCPAddr).Port
+	l.Close()
+	shop := filepath.Join(t.TempDir(), "shop.db")
+	db, err := sqlcap.Open(sqlcap.Grant{Name: "shop", DSN: sqlcap.Secret(shop), Mode: sqlcap.ModeReadWrite}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec(context.Background(), "CREATE TABLE t (id int)", nil); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	var lines []string
+	for i := range 7 {
+		lines = append(lines, fmt.Sprintf(`{"step_id":"down%d","block":"sql.query","input":{"database":"down","query":"SELECT 1"}}`, i+1))
+	}
+	lines = append(lines, `{"step_id":"shop","block":"sql.query","input":{"database":"shop","query":"SELECT count(*) AS n FROM t"}}`)
+	out := filepath.Join(t.TempDir(), "out.jsonl")
+	r := runCLI(t, "", "--log-level", "off", "batch", "--no-cache", "-c", "1", "--max-attempts", "1", "-o", out,
+		"--allow-sql", fmt.Sprintf("down=postgres:postgres://app@127.0.0.1:%d/app?sslmode=disable", port),
+		"--allow-sql", "shop=sqlite:"+shop, writeLines(t, lines))
+	if r.code != exitError {
+		t.Fatalf("exit %d, want %d\n%s", r.code, exitError, r.stderr)
+	}
+	byID := resultsByID(t, out)
+	for i := 1; i <= 7; i++ {
+		res := byID[fmt.Sprintf("down%d", i)]
+		switch {
+		case res.Error == nil:
+			t.Errorf("down%d: %s, no error", i, res.Status)
+		case i <= 5 && (res.Attempts != 1 || res.Error.Code != abi.CodeNetworkError):
+			t.Errorf("down%d: attempts %d, %+v; want one attempt refused", i, res.Attempts, res.Error)
+		case i > 5 && (res.Attempts != 0 || res.Error.Code != abi.CodeResourceUnavailable || res.Error.RetryAfterMS == nil):
+			t.Errorf("down%d: attempts %d, %+v; want no attempt, the circuit of sql:down open", i, res.Attempts, res.Error)
+		}
+	}
+	if res := byID["shop"]; res.Status != abi.StatusSuccess {
+		t.Errorf("shop: %s %+v", res.Status, res.Error)
+	}
 }

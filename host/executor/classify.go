@@ -17,6 +17,12 @@ type Attempt struct {
 	// TimedOut reports that the attempt ran out its own timeout (the
 	// step's Limits.Timeout) while the step itself was still live.
 	TimedOut bool
+	// Dependency is the dependency that one of the attempt's capability
+	// operations last found unhealthy (a retryable failure, such as a
+	// refused connection to a granted database, "sql:orders") and that
+	// has not answered since, as the capabilities reported it through
+	// capability.ReportDependency; empty when none did.
+	Dependency string
 }
 
 // Verdict is what the executor needs to know about one attempt.
@@ -63,6 +69,10 @@ func (f ClassifierFunc) Classify(a Attempt) Verdict { return f(a) }
 //     computation is too slow, and another try will be too — but counts as
 //     unhealthy, since a dependency that does not answer looks like that;
 //   - a cancellation is neither;
+//   - an unhealthy failure of an attempt whose capability operation last
+//     found a dependency unhealthy (Attempt.Dependency) concerns that
+//     dependency: a block's retryable error after a refused connection to
+//     database orders counts against sql:orders;
 //   - Error.RetryAfterMS becomes RetryAfter.
 func DefaultClassifier() Classifier { return ClassifierFunc(defaultClassify) }
 
@@ -76,9 +86,16 @@ func defaultClassify(a Attempt) Verdict {
 		v := Verdict{Retryable: res.Error.Class == abi.ClassRetryable}
 		v.Unhealthy = v.Retryable
 		v.RetryAfter, _ = res.Error.RetryAfter()
+		if v.Unhealthy {
+			v.Dependency = a.Dependency
+		}
 		return v
 	case abi.StatusTimeout:
-		return Verdict{Unhealthy: a.TimedOut}
+		v := Verdict{Unhealthy: a.TimedOut}
+		if v.Unhealthy {
+			v.Dependency = a.Dependency
+		}
+		return v
 	}
 	return Verdict{}
 }

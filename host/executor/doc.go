@@ -34,6 +34,11 @@
 //   - Each dependency has a circuit breaker (github.com/sony/gobreaker/v2)
 //     that counts only failures saying the dependency is unhealthy, and a
 //     retry budget that keeps retries to a fraction of its active steps.
+//     A step's dependency is the request's, or the one its capabilities
+//     last found unhealthy (capability.ReportDependency): a WebAssembly
+//     block's retryable failure after a refused connection to database
+//     orders counts against sql:orders, whose breaker and budget then
+//     govern the step's retries.
 //   - Metrics go to the Prometheus registerer given in the Config; nothing
 //     is registered globally.
 package executor

@@ -40,6 +40,15 @@ type Executor struct {
 	keys       map[string]*Ticket
 	goroutines int
 	drained    chan struct{} // closed when goroutines reaches 0 after Close
+
+	// Step goroutines are reused (spawn): idle hands a step's body to a
+	// runner waiting for one; stop, closed by Close, ends the waiting
+	// runners; runners counts them.
+	idle       chan func()
+	stop       chan struct{}
+	stopOnce   sync.Once
+	runners    sync.WaitGroup
+	runnerIdle time.Duration // runnerIdle; tests change it
 }
 
 // New builds an executor from cfg, validating it, and registers its
@@ -60,6 +69,9 @@ func New(cfg Config) (*Executor, error) {
 		jitter:     newJitter(cfg.rand),
 		unfinished: map[*step]struct{}{},
 		keys:       map[string]*Ticket{},
+		idle:       make(chan func()),
+		stop:       make(chan struct{}),
+		runnerIdle: runnerIdle,
 	}
 	if e.classifier == nil {
 		e.classifier = DefaultClassifier()
@@ -200,9 +212,11 @@ func (e *Executor) Submit(ctx context.Context, req Request) *Ticket {
 	}
 
 	if e.budgets != nil && s.dep != "" {
-		e.budgets.start(s.dep)
+		s.budgetDep = s.dep
+		e.budgets.start(s.budgetDep)
 	}
-	go s.run(adm == admitGranted)
+	granted := adm == admitGranted
+	e.spawn(func() { s.run(granted) })
 	return t
 }
 
@@ -255,9 +269,15 @@ func (e *Executor) Close(ctx context.Context) error {
 	e.mu.Unlock()
 	select {
 	case <-drained:
+		// Every step has ended: the runners are idle or about to be.
+		e.stopOnce.Do(func() { close(e.stop) })
+		e.runners.Wait()
 		return nil
 	case <-ctx.Done():
 	}
+	// Runners still running an attempt that ignores cancellation end
+	// when it returns; they are not waited for.
+	defer e.stopOnce.Do(func() { close(e.stop) })
 	e.mu.Lock()
 	var tickets []*Ticket
 	for s := range e.unfinished {
@@ -269,6 +289,44 @@ func (e *Executor) Close(ctx context.Context) error {
 		<-t.done
 	}
 	return context.Cause(ctx)
+}
+
+// runnerIdle is how long a step goroutine waits for the next step before
+// it ends.
+const runnerIdle = 5 * time.Second
+
+// spawn runs a step's body on a goroutine of its own: an idle runner's, or
+// a new one. A step goroutine's stack grows to what its block needs (a
+// SQLite statement through modernc.org/sqlite needs tens of kilobytes); a
+// new goroutine for every step paid that growth, copying the stack
+// several times, on every step — about a quarter of a sql.query step's CPU
+// (docs/benchmarks.md, "SQL"). A runner keeps its stack for the next step
+// and ends after runnerIdle without one, or when the executor closes.
+func (e *Executor) spawn(f func()) {
+	select {
+	case e.idle <- f:
+	default:
+		e.runners.Add(1)
+		go e.runner(f)
+	}
+}
+
+func (e *Executor) runner(f func()) {
+	defer e.runners.Done()
+	t := time.NewTimer(e.runnerIdle)
+	defer t.Stop()
+	for {
+		f()
+		f = nil // the finished step is garbage while the runner waits
+		t.Reset(e.runnerIdle)
+		select {
+		case f = <-e.idle:
+		case <-t.C:
+			return
+		case <-e.stop:
+			return
+		}
+	}
 }
 
 func (e *Executor) goroutineDone() {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/blockhost/blockhost/abi"
 	"github.com/blockhost/blockhost/host"
+	"github.com/blockhost/blockhost/host/capability"
 )
 
 // step is one accepted request on its way to a result. Its fields are
@@ -31,6 +32,11 @@ type step struct {
 	// learnedDep is the dependency the last verdict named, if the request
 	// named none.
 	learnedDep string
+	// budgetDep is the dependency whose retry budget counts the step:
+	// the request's, else the first one learned; empty for none.
+	budgetDep string
+	// trace hears the attempt's capability operations (Attempt.Dependency).
+	trace depTrace
 
 	accepted     time.Time
 	deadline     time.Time
@@ -131,8 +137,8 @@ func (s *step) run(granted bool) {
 	}
 	s.stopDeadline()
 	s.cancel(nil)
-	if e.budgets != nil && s.dep != "" {
-		e.budgets.end(s.dep, s.retryHeld)
+	if e.budgets != nil && s.budgetDep != "" {
+		e.budgets.end(s.budgetDep, s.retryHeld)
 	}
 }
 
@@ -170,7 +176,7 @@ func (s *step) loop(granted bool) *abi.StepResult {
 
 		res, timedOut, took, abandoned := s.attempt()
 		if s.retryHeld {
-			e.budgets.release(s.dep)
+			e.budgets.release(s.budgetDep)
 			s.retryHeld = false
 		}
 		counts := res.Status != abi.StatusCancelled && (res.Status != abi.StatusTimeout || timedOut)
@@ -181,7 +187,7 @@ func (s *step) loop(granted bool) *abi.StepResult {
 			p.release(s, qDone, took, true)
 			return nil
 		}
-		v := e.classifier.Classify(Attempt{Request: &s.req, N: s.attempts, Result: res, TimedOut: timedOut})
+		v := e.classifier.Classify(Attempt{Request: &s.req, N: s.attempts, Result: res, TimedOut: timedOut, Dependency: s.trace.last()})
 		switch {
 		case report != nil && (v.Dependency == "" || v.Dependency == dep):
 			report(v, counts)
@@ -193,6 +199,12 @@ func (s *step) loop(granted bool) *abi.StepResult {
 		}
 		if v.Dependency != "" && s.dep == "" {
 			s.learnedDep = v.Dependency
+			if e.budgets != nil && s.budgetDep == "" {
+				// From now on the step is one of the dependency's
+				// active steps, and its retries come from its budget.
+				s.budgetDep = v.Dependency
+				e.budgets.start(s.budgetDep)
+			}
 		}
 		s.last = res
 
@@ -205,15 +217,15 @@ func (s *step) loop(granted bool) *abi.StepResult {
 			p.release(s, qDone, took, false)
 			return s.final(res, "")
 		}
-		if e.budgets != nil && s.dep != "" {
-			ok, retrying, limit := e.budgets.acquire(s.dep)
+		if e.budgets != nil && s.budgetDep != "" {
+			ok, retrying, limit := e.budgets.acquire(s.budgetDep)
 			if h := e.testHookBudget; h != nil {
-				h(s.dep, ok, retrying, limit)
+				h(s.budgetDep, ok, retrying, limit)
 			}
 			if !ok {
 				e.metrics.retriesDenied.WithLabelValues(p.name, "budget").Inc()
 				p.release(s, qDone, took, false)
-				return s.final(res, fmt.Sprintf("not retried: the retry budget of dependency %q is spent (%d retrying)", s.dep, retrying))
+				return s.final(res, fmt.Sprintf("not retried: the retry budget of dependency %q is spent (%d retrying)", s.budgetDep, retrying))
 			}
 			s.retryHeld = true
 		}
@@ -306,6 +318,8 @@ func (s *step) attempt() (res *abi.StepResult, timedOut bool, took time.Duration
 	}
 	actx, cancel := context.WithTimeoutCause(s.ctx, s.req.Step.Limits.Timeout, host.ErrStepTimeout)
 	defer cancel()
+	s.trace.reset()
+	actx = capability.WithDependencyTrace(actx, &s.trace)
 	s.mu.Lock()
 	s.inAttempt, s.actx = true, actx
 	s.mu.Unlock()
@@ -552,4 +566,40 @@ func noted(err *abi.Error, note string) *abi.Error {
 	c := *err
 	c.Message = err.Message + " (" + note + ")"
 	return &c
+}
+
+// depTrace is a step's capability.DependencyTrace: it keeps the
+// dependency an attempt's capability operations last found unhealthy,
+// until that dependency answers again. The lock is for a built-in
+// block's abandoned attempt, whose operations may still report after the
+// step has moved on.
+type depTrace struct {
+	mu  sync.Mutex
+	dep string
+}
+
+var _ capability.DependencyTrace = (*depTrace)(nil)
+
+// TraceDependency implements capability.DependencyTrace.
+func (t *depTrace) TraceDependency(dep string, unhealthy bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	switch {
+	case unhealthy:
+		t.dep = dep
+	case dep == t.dep:
+		t.dep = ""
+	}
+}
+
+func (t *depTrace) reset() {
+	t.mu.Lock()
+	t.dep = ""
+	t.mu.Unlock()
+}
+
+func (t *depTrace) last() string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.dep
 }

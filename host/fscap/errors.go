@@ -1,7 +1,6 @@
 package fscap
 
 import (
-	"context"
 	"errors"
 	"io/fs"
 	"os"
@@ -9,6 +8,7 @@ import (
 	"syscall"
 
 	"github.com/blockhost/blockhost/abi"
+	"github.com/blockhost/blockhost/host/capability"
 )
 
 // Error classes. Every error a Session returns is an *Error that matches
@@ -152,28 +152,22 @@ func className(c error) string {
 }
 
 // Class describes an error class: how it reaches a guest and a step.
-type Class struct {
-	// Result is what a host call returns for it.
-	Result abi.Result
-	// Code and Retryable are the step error it becomes.
-	Code      abi.Code
-	Retryable bool
-}
+type Class = capability.Class
 
 // classes maps each class to its ABI result and step error. docs/abi.md
 // ("Filesystem capability") and docs/capabilities.md state the same table.
 var classes = map[error]Class{
-	ErrNotFound:    {abi.ResultNotFound, abi.CodeResourceUnavailable, false},
-	ErrPermission:  {abi.ResultDenied, abi.CodePermissionDenied, false},
-	ErrExist:       {abi.ResultExists, abi.CodeExecutionFailed, false},
-	ErrNoSpace:     {abi.ResultLimit, abi.CodeQuotaExceeded, false},
-	ErrQuota:       {abi.ResultLimit, abi.CodeQuotaExceeded, false},
-	ErrInvalidPath: {abi.ResultInvalid, abi.CodeInvalidInput, false},
-	ErrUnavailable: {abi.ResultUnavailable, abi.CodeResourceUnavailable, true},
+	ErrNotFound:    {Result: abi.ResultNotFound, Code: abi.CodeResourceUnavailable},
+	ErrPermission:  {Result: abi.ResultDenied, Code: abi.CodePermissionDenied},
+	ErrExist:       {Result: abi.ResultExists, Code: abi.CodeExecutionFailed},
+	ErrNoSpace:     {Result: abi.ResultLimit, Code: abi.CodeQuotaExceeded},
+	ErrQuota:       {Result: abi.ResultLimit, Code: abi.CodeQuotaExceeded},
+	ErrInvalidPath: {Result: abi.ResultInvalid, Code: abi.CodeInvalidInput},
+	ErrUnavailable: {Result: abi.ResultUnavailable, Code: abi.CodeResourceUnavailable, Retryable: true},
 	// An operation's own timeout is not the step's: the ABI keeps
 	// ResultTimeout for the end of the step (docs/abi.md §5).
-	ErrTimeout: {abi.ResultUnavailable, abi.CodeResourceUnavailable, true},
-	ErrIO:      {abi.ResultIO, abi.CodeResourceUnavailable, true},
+	ErrTimeout: {Result: abi.ResultUnavailable, Code: abi.CodeResourceUnavailable, Retryable: true},
+	ErrIO:      {Result: abi.ResultIO, Code: abi.CodeResourceUnavailable, Retryable: true},
 }
 
 // Classify returns how err reaches a guest and a step. An error that is
@@ -186,10 +180,7 @@ func Classify(err error) Class {
 		return classes[ErrIO]
 	}
 	if e.Class == ErrStepEnded {
-		if isDeadline(e.Err) {
-			return Class{abi.ResultTimeout, abi.CodeCancelledByTimeout, false}
-		}
-		return Class{abi.ResultCancelled, abi.CodeCancelledByUser, false}
+		return capability.Ended(e.Err)
 	}
 	if c, ok := classes[e.Class]; ok {
 		return c
@@ -206,22 +197,7 @@ func StepError(err error) *abi.Error {
 	if err == nil {
 		return nil
 	}
-	c := Classify(err)
-	class := abi.ClassPermanent
-	if c.Retryable {
-		class = abi.ClassRetryable
-	}
-	return abi.NewError(c.Code, class, err.Error())
-}
-
-// isDeadline reports whether a step's cause is a deadline, as the host
-// decides it: its own step-timeout cause or a context deadline.
-func isDeadline(cause error) bool {
-	if errors.Is(cause, context.DeadlineExceeded) {
-		return true
-	}
-	var t interface{ Timeout() bool }
-	return errors.As(cause, &t) && t.Timeout()
+	return Classify(err).StepError(err.Error())
 }
 
 // classOf sorts an error from package os or the kernel into a class.

@@ -66,7 +66,10 @@ type loaded struct {
 	// extended lists the overrides' grants added to a manifest's
 	// (Settings.Extensions), allowed by ExtendGrants.
 	extended []string
-	err      error // why it cannot be loaded; remembered
+	// dependency names a built-in block's dependency from its step
+	// (plugins.Plugin.Dependency), or is nil.
+	dependency func(host.Step) string
+	err        error // why it cannot be loaded; remembered
 }
 
 // New builds a Service: it validates cfg and starts the executor. Runtimes
@@ -235,6 +238,10 @@ func (s *Service) Resolve(ctx context.Context, r Request) (executor.Request, err
 	if r.Priority != nil {
 		priority = *r.Priority
 	}
+	dep := r.Dependency
+	if dep == "" && l.dependency != nil {
+		dep = l.dependency(step)
+	}
 	return executor.Request{
 		Runner: l.runner, Step: step, Priority: priority, Retry: policy,
 		TotalDeadline:  first(o.TotalDeadline, time.Duration(r.TotalDeadline), l.total),
@@ -244,7 +251,7 @@ func (s *Service) Resolve(ctx context.Context, r Request) (executor.Request, err
 		RunID:          r.RunID,
 		FlowID:         r.FlowID,
 		IdempotencyKey: r.IdempotencyKey,
-		Dependency:     r.Dependency,
+		Dependency:     dep,
 		ExtendedGrants: l.extended,
 	}, nil
 }
@@ -349,7 +356,7 @@ func (s *Service) loadModule(ctx context.Context, path, builtin, name, engineNam
 			if err != nil {
 				return nil, err
 			}
-			return &loaded{runner: rt.Native(p.Name, p.Run), module: p.Name}, nil
+			return &loaded{runner: rt.Native(p.Name, p.Run), module: p.Name, dependency: p.Dependency}, nil
 		}
 	}
 	wasm, err := os.ReadFile(path)

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+
+	"github.com/blockhost/blockhost/host/capability"
 )
 
 // DB is one granted database: its grant and its pool of connections,
@@ -24,7 +26,17 @@ type DB struct {
 	// errStatementTimeout is the cause of a statement's own context
 	// when the grant's timeout passes, told apart from the step's end.
 	errStatementTimeout error
+	// dep is the database's name as a dependency, Dependency(g.Name).
+	dep string
 }
+
+// Dependency returns the name of the database granted as name as a
+// dependency of the executor's circuit breaker and retry budget:
+// "sql:NAME". Every statement that reaches the database reports to it
+// (capability.ReportDependency), from a WebAssembly block's sql_* calls
+// and from the built-in blocks alike; the name is the grant's, never
+// anything of its DSN.
+func Dependency(name string) string { return "sql:" + name }
 
 // Open validates g and opens its pool. It reads DSNEnv but does not
 // connect: the first statement does. A nil logger logs nothing.
@@ -59,6 +71,7 @@ func Open(g Grant, log hclog.Logger) (*DB, error) {
 		db:                  db,
 		log:                 log.Named("sql").With("database", g.Name),
 		errStatementTimeout: fmt.Errorf("sqlcap: database %q: statement timeout %s", g.Name, g.Timeout),
+		dep:                 Dependency(g.Name),
 	}, nil
 }
 
@@ -138,6 +151,14 @@ func (d *DB) run(ctx context.Context, op, stmt string, params []any, fn func(con
 	if err := ctx.Err(); err != nil {
 		return d.errorFor(ctx, ctx, op, err)
 	}
+	// From here on the statement goes to the database: how it ends says
+	// whether the database is unhealthy (a retryable failure) or answered,
+	// except a statement cut by the step's end or our own closing.
+	defer func() {
+		if !errors.Is(err, ErrStepEnded) && !errors.Is(err, ErrClosed) {
+			capability.ReportDependency(ctx, d.dep, err != nil && Retryable(err))
+		}
+	}()
 	sctx, cancel := context.WithTimeoutCause(ctx, d.g.Timeout, d.errStatementTimeout)
 	defer cancel()
 	conn, err := d.db.Conn(sctx)

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"net"
 	"path/filepath"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -69,6 +68,36 @@ func waitNoQuery(t testing.TB, text string) {
 		if time.Now().After(deadline) {
 			t.Fatalf("the server still runs %q: the statement was not stopped on the server", text)
 		}
+	}
+}
+
+// waitBackend waits until the server process running a statement
+// containing text waits for an event of type eventType ("Lock" for a row
+// lock, "Timeout" for pg_sleep).
+func waitBackend(t testing.TB, text, eventType string) {
+	t.Helper()
+	for deadline := time.Now().Add(hangCatcher); ; time.Sleep(10 * time.Millisecond) {
+		var n int
+		err := su(t).QueryRow(`SELECT count(*) FROM pg_stat_activity
+			WHERE pid <> pg_backend_pid() AND strpos(query, $1) > 0 AND wait_event_type = $2`, text, eventType).Scan(&n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n > 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the server never waited on %s in %q", eventType, text)
+		}
+	}
+}
+
+// wantState checks the SQLSTATE the server gave.
+func wantState(t *testing.T, err error, state string) {
+	t.Helper()
+	var se *sqlcap.Error
+	if !errors.As(err, &se) || se.SQLState != state {
+		t.Errorf("%v: SQLSTATE is not %s", err, state)
 	}
 }
 
@@ -145,18 +174,11 @@ func TestErrorClasses_postgres(t *testing.T) {
 		want(t, err, sqlcap.ErrUnavailable, abi.CodeResourceUnavailable, true)
 	})
 	t.Run("serialization failure", func(t *testing.T) {
-		// The server raises it for the statement, as it does for a
-		// serializable transaction that lost a conflict; sqlcap runs one
-		// statement per call, so it cannot hold the transaction open
-		// that a natural conflict needs.
-		_, err := open(t, pgGrant(t, "postgres", sqlcap.ModeReadOnly)).Exec(ctx,
-			"DO $$BEGIN RAISE EXCEPTION 'conflict' USING ERRCODE = 'serialization_failure'; END$$", nil)
-		want(t, err, sqlcap.ErrUnavailable, abi.CodeResourceUnavailable, true)
-	})
-	t.Run("deadlock", func(t *testing.T) {
-		// A real deadlock: the superuser locks row 1, the step's UPDATE
-		// locks row 2 (stored first) and waits for row 1, then the
-		// superuser asks for row 2.
+		// A real one: the step's UPDATE runs in a SERIALIZABLE
+		// transaction (the grant's DSN sets the session's isolation),
+		// waits for the row another transaction updated, and that one
+		// commits: the row changed after the step's snapshot, and the
+		// server refuses the step's update (40001).
 		tx, err := su(t).BeginTx(ctx, nil)
 		if err != nil {
 			t.Fatal(err)
@@ -165,28 +187,57 @@ func TestErrorClasses_postgres(t *testing.T) {
 		if _, err := tx.Exec("UPDATE locks SET v = v + 1 WHERE id = 1"); err != nil {
 			t.Fatal(err)
 		}
-		db := open(t, pgGrant(t, "postgres", sqlcap.ModeReadWrite))
+		g := pgGrant(t, "postgres", sqlcap.ModeReadWrite)
+		g.DSN += "&default_transaction_isolation=serializable&lock_timeout=20s"
 		done := make(chan error, 1)
 		go func() {
-			_, err := db.Exec(ctx, "UPDATE locks SET v = v + 1 WHERE id IN (2, 1) AND pg_sleep(0) IS NOT NULL", nil)
+			_, err := open(t, g).Exec(ctx, "UPDATE locks SET v = v + 10 WHERE id = 1 AND 'serialization' <> ''", nil)
 			done <- err
 		}()
-		waitQuery(t, "UPDATE locks SET v = v + 1 WHERE id IN (2, 1)")
-		time.Sleep(50 * time.Millisecond)
-		_, txErr := tx.Exec("UPDATE locks SET v = v + 1 WHERE id = 2")
-		err = <-done
-		if err == nil {
-			// The server chose the superuser's transaction as the
-			// victim; its error is the real deadlock_detected.
-			if txErr == nil || !strings.Contains(txErr.Error(), "40P01") {
-				t.Fatalf("no deadlock: step %v, other %v", err, txErr)
-			}
-			t.Skip("the server broke the deadlock on the other side")
+		waitBackend(t, "'serialization' <> ''", "Lock")
+		if err := tx.Commit(); err != nil {
+			t.Fatal(err)
 		}
+		err = <-done
 		want(t, err, sqlcap.ErrUnavailable, abi.CodeResourceUnavailable, true)
-		var se *sqlcap.Error
-		if errors.As(err, &se) && se.SQLState != "40P01" {
-			t.Errorf("SQLSTATE %s, want 40P01", se.SQLState)
+		wantState(t, err, "40001")
+	})
+	t.Run("deadlock", func(t *testing.T) {
+		// A real deadlock, with the step as the victim: the superuser
+		// locks row 1; the step's UPDATE locks row 2 (a sequential scan
+		// meets it first), then sleeps before row 1; meanwhile the
+		// superuser asks for row 2 and waits; the step then waits for
+		// row 1. The step waits last, and its deadlock check (after
+		// its 200 ms deadlock_timeout) finds the cycle; the superuser's
+		// would only run after 30 s.
+		tx, err := su(t).BeginTx(ctx, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer tx.Rollback()
+		for _, q := range []string{"SET LOCAL deadlock_timeout = '30s'", "UPDATE locks SET v = v + 1 WHERE id = 1"} {
+			if _, err := tx.Exec(q); err != nil {
+				t.Fatal(err)
+			}
+		}
+		g := pgGrant(t, "postgres", sqlcap.ModeReadWrite)
+		g.DSN += "&deadlock_timeout=200ms&lock_timeout=20s"
+		done := make(chan error, 1)
+		go func() {
+			_, err := open(t, g).Exec(ctx, "UPDATE locks SET v = v + 1 WHERE id + 0 IN (2, 1) AND pg_sleep(CASE id WHEN 1 THEN 0.5 ELSE 0 END) IS NOT NULL", nil)
+			done <- err
+		}()
+		waitBackend(t, "pg_sleep(CASE id", "Timeout") // row 2 is the step's now
+		other := make(chan error, 1)
+		go func() {
+			_, err := tx.Exec("UPDATE locks SET v = v + 1 WHERE id = 2")
+			other <- err
+		}()
+		err = <-done
+		want(t, err, sqlcap.ErrUnavailable, abi.CodeResourceUnavailable, true)
+		wantState(t, err, "40P01")
+		if err := <-other; err != nil {
+			t.Errorf("the superuser's side: %v", err)
 		}
 	})
 	t.Run("admin shutdown", func(t *testing.T) {

@@ -1,10 +1,10 @@
 package sqlcap
 
 import (
-	"context"
 	"errors"
 
 	"github.com/blockhost/blockhost/abi"
+	"github.com/blockhost/blockhost/host/capability"
 )
 
 // Kinds of failure. Every error a DB returns for a statement is an *Error
@@ -55,28 +55,22 @@ var (
 )
 
 // Class describes an error kind: how it reaches a guest and a step.
-type Class struct {
-	// Result is what a host call returns for it.
-	Result abi.Result
-	// Code and Retryable are the step error it becomes.
-	Code      abi.Code
-	Retryable bool
-}
+type Class = capability.Class
 
 // classes maps each kind to its ABI result and step error. docs/abi.md and
 // docs/capabilities.md state the same table.
 var classes = map[error]Class{
-	ErrDenied:      {abi.ResultDenied, abi.CodePermissionDenied, false},
-	ErrInvalid:     {abi.ResultInvalid, abi.CodeInvalidInput, false},
-	ErrConstraint:  {abi.ResultIO, abi.CodeExecutionFailed, false},
-	ErrFailed:      {abi.ResultIO, abi.CodeExecutionFailed, false},
-	ErrQuota:       {abi.ResultLimit, abi.CodeQuotaExceeded, false},
-	ErrUnavailable: {abi.ResultUnavailable, abi.CodeResourceUnavailable, true},
-	ErrNetwork:     {abi.ResultUnavailable, abi.CodeNetworkError, true},
+	ErrDenied:      {Result: abi.ResultDenied, Code: abi.CodePermissionDenied},
+	ErrInvalid:     {Result: abi.ResultInvalid, Code: abi.CodeInvalidInput},
+	ErrConstraint:  {Result: abi.ResultIO, Code: abi.CodeExecutionFailed},
+	ErrFailed:      {Result: abi.ResultIO, Code: abi.CodeExecutionFailed},
+	ErrQuota:       {Result: abi.ResultLimit, Code: abi.CodeQuotaExceeded},
+	ErrUnavailable: {Result: abi.ResultUnavailable, Code: abi.CodeResourceUnavailable, Retryable: true},
+	ErrNetwork:     {Result: abi.ResultUnavailable, Code: abi.CodeNetworkError, Retryable: true},
 	// A statement's own timeout is not the step's: the ABI keeps
 	// ResultTimeout for the end of the step (docs/abi.md §5).
-	ErrTimeout: {abi.ResultUnavailable, abi.CodeConnectionTimeout, true},
-	ErrClosed:  {abi.ResultUnavailable, abi.CodeInternalError, false},
+	ErrTimeout: {Result: abi.ResultUnavailable, Code: abi.CodeConnectionTimeout, Retryable: true},
+	ErrClosed:  {Result: abi.ResultUnavailable, Code: abi.CodeInternalError},
 }
 
 // Error is a statement that failed.
@@ -181,10 +175,7 @@ func Classify(err error) Class {
 		return classes[ErrFailed]
 	}
 	if e.Kind == ErrStepEnded {
-		if isDeadline(e.Err) {
-			return Class{abi.ResultTimeout, abi.CodeCancelledByTimeout, false}
-		}
-		return Class{abi.ResultCancelled, abi.CodeCancelledByUser, false}
+		return capability.Ended(e.Err)
 	}
 	if c, ok := classes[e.Kind]; ok {
 		return c
@@ -201,20 +192,5 @@ func StepError(err error) *abi.Error {
 	if err == nil {
 		return nil
 	}
-	c := Classify(err)
-	class := abi.ClassPermanent
-	if c.Retryable {
-		class = abi.ClassRetryable
-	}
-	return abi.NewError(c.Code, class, err.Error())
-}
-
-// isDeadline reports whether a step's cause is a deadline, as the host
-// decides it: its own step-timeout cause or a context deadline.
-func isDeadline(cause error) bool {
-	if errors.Is(cause, context.DeadlineExceeded) {
-		return true
-	}
-	var t interface{ Timeout() bool }
-	return errors.As(cause, &t) && t.Timeout()
+	return Classify(err).StepError(err.Error())
 }

@@ -202,7 +202,7 @@ func sqlInput(j Job) ([]byte, []string, string, error) {
 	if sqlcap.ValidName(name) == nil {
 		// Never a connection string: it may hold a password, and
 		// sql.query refuses it anyway.
-		dep = "sql:" + name
+		dep = sqlcap.Dependency(name)
 	}
 	b, _ := json.Marshal(in)
 	return b, nil, dep, nil

@@ -49,8 +49,35 @@ const (
 )
 
 func init() {
-	plugins.Register(plugins.Plugin{Name: QueryName, Summary: "one parameterised query on a granted database", Run: runQuery})
-	plugins.Register(plugins.Plugin{Name: ExecName, Summary: "one parameterised statement that changes a granted database", Run: runExec})
+	plugins.Register(plugins.Plugin{Name: QueryName, Summary: "one parameterised query on a granted database", Run: runQuery, Dependency: Dependency})
+	plugins.Register(plugins.Plugin{Name: ExecName, Summary: "one parameterised statement that changes a granted database", Run: runExec, Dependency: Dependency})
+}
+
+// Dependency names the database a step's input names, or the one granted
+// when the input names none, as the dependency of the executor's circuit
+// breaker and retry budget: sqlcap.Dependency, "sql:NAME". It is empty
+// when the input names no database by a valid name (a connection string is
+// never one: it may hold a password); the step then fails on its own.
+func Dependency(step host.Step) string {
+	var named struct {
+		Database         string `json:"database"`
+		ConnectionString string `json:"connection_string"`
+	}
+	if json.Unmarshal(step.Input, &named) != nil {
+		return ""
+	}
+	name := cmp.Or(named.Database, named.ConnectionString)
+	if name == "" {
+		if set, _ := step.Grants.Caps[sqlcap.Name].(*sqlcap.Set); set != nil {
+			if names := set.Names(); len(names) == 1 {
+				name = names[0]
+			}
+		}
+	}
+	if sqlcap.ValidName(name) != nil {
+		return ""
+	}
+	return sqlcap.Dependency(name)
 }
 
 func runQuery(ctx context.Context, call *host.Call) ([]byte, error) {
