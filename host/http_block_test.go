@@ -22,6 +22,7 @@ import (
 	"github.com/blockhost/blockhost/abi"
 	"github.com/blockhost/blockhost/host"
 	"github.com/blockhost/blockhost/host/engine"
+	"github.com/blockhost/blockhost/host/executor"
 	"github.com/blockhost/blockhost/host/httpcap"
 	"github.com/blockhost/blockhost/internal/nettest"
 	"github.com/blockhost/blockhost/internal/testwasm"
@@ -330,6 +331,55 @@ func testHTTPBlock(t *testing.T, blk *host.Block, logs *syncBuffer) {
 		case <-sawEnd:
 		case <-time.After(time.Second):
 			t.Fatal("the response was not closed when the step ended")
+		}
+	})
+
+	t.Run("an unhealthy origin opens its own circuit breaker", func(t *testing.T) {
+		// The requests name no dependency: the executor learns it from
+		// the HTTP capability, "http:127.0.0.1:PORT" of the origin.
+		healthy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, "ok") }))
+		defer healthy.Close()
+		both := host.Grants{HTTP: policy(t, grant, loopbackGrant(t, "healthy", healthy.URL))}
+		e, err := executor.New(executor.NewConfig())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer e.Close(ctx)
+		step := func(url string) executor.Request {
+			in, _ := json.Marshal(map[string]any{"url": url, "return": true})
+			return executor.Request{Runner: blk, Step: host.Step{Input: in, Grants: both}, Retry: executor.RetryPolicy{MaxAttempts: 1}}
+		}
+		for i := range 5 {
+			if res := e.Run(ctx, step(srv.URL+"/status/503")); res.Status != abi.StatusError || res.Error.Code != abi.CodeHTTPError {
+				t.Fatalf("step %d: %s %+v", i+1, res.Status, res.Error)
+			}
+		}
+		if res := e.Run(ctx, step(healthy.URL+"/")); res.Status != abi.StatusSuccess {
+			t.Fatalf("step on the healthy origin: %s %+v", res.Status, res.Error)
+		}
+		_, t503, _ := httpcap.ParseURL(srv.URL)
+		_, tOK, _ := httpcap.ParseURL(healthy.URL)
+		states := e.BreakerStates()
+		if states[httpcap.Dependency(t503)] != "open" {
+			t.Fatalf("breakers %v: %s is not open after five 503s", states, httpcap.Dependency(t503))
+		}
+		if states[httpcap.Dependency(tOK)] == "open" {
+			t.Errorf("breakers %v: the healthy origin's is open too", states)
+		}
+
+		// An origin that refuses connections (a closed loopback port).
+		closed := nettest.Listen(t)
+		down := "http://" + closed.Addr().String()
+		closed.Close()
+		both = host.Grants{HTTP: policy(t, loopbackGrant(t, "down", down))}
+		for i := range 5 {
+			if res := e.Run(ctx, step(down+"/")); res.Status != abi.StatusError || res.Error.Code != abi.CodeNetworkError {
+				t.Fatalf("step %d on a closed port: %s %+v", i+1, res.Status, res.Error)
+			}
+		}
+		_, tDown, _ := httpcap.ParseURL(down)
+		if s := e.BreakerStates()[httpcap.Dependency(tDown)]; s != "open" {
+			t.Errorf("breakers %v: %s is not open after five refused connections", e.BreakerStates(), httpcap.Dependency(tDown))
 		}
 	})
 }

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/http/httptrace"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -251,9 +252,13 @@ func (s *Session) Do(ctx context.Context, req *Request) (*Response, error) {
 	hreq.Header = header
 
 	resp, err := s.client.Do(hreq)
+	dep := Dependency(t)
 	if err != nil {
 		e := s.classify(ctx, rctx, method, req.URL, r, total, err)
 		release()
+		if reachedOrigin(e.Kind) {
+			capability.ReportDependency(ctx, dep, e.Class() == abi.ClassRetryable)
+		}
 		if e.Kind == ErrDenied {
 			// A resolved address the grant does not reach, or a redirect
 			// hop no grant allows, which the router has logged already.
@@ -265,6 +270,10 @@ func (s *Session) Do(ctx context.Context, req *Request) (*Response, error) {
 		}
 		return nil, e
 	}
+
+	// The origin answered: unhealthy when its status says so (5xx, 429,
+	// 408: the statuses abi.HTTPStatusClass calls retryable).
+	capability.ReportDependency(ctx, dep, resp.StatusCode >= 400 && abi.HTTPStatusClass(resp.StatusCode) == abi.ClassRetryable)
 
 	limit := r.MaxResponseBody
 	if req.MaxResponseBody > 0 && req.MaxResponseBody < limit {
@@ -317,6 +326,29 @@ func (s *Session) Do(ctx context.Context, req *Request) (*Response, error) {
 		b.Close()
 	}
 	return out, nil
+}
+
+// Dependency returns the name of the origin t as a dependency of the
+// executor's circuit breaker and retry budget: "http:HOST:PORT", as the
+// worker names an http.request job's. Every request that reaches the
+// origin (or fails to connect to it) reports to it through the step's
+// context (capability.ReportDependency), from a WebAssembly block's
+// http_* calls and from the built-in http.request alike; a request the
+// policy refuses, or cut by the step's end, reports nothing.
+func Dependency(t Target) string {
+	return "http:" + net.JoinHostPort(t.Host, strconv.Itoa(int(t.Port)))
+}
+
+// reachedOrigin reports whether a failure of the kind says something of
+// the origin's health: a refused or failed connection, a timeout, a TLS or
+// protocol failure. A refusal by the policy, an invalid request, a cap,
+// a failed redirect or the step's end says nothing of it.
+func reachedOrigin(kind error) bool {
+	switch kind {
+	case ErrConnectTimeout, ErrNetwork, ErrTLS, ErrProtocol:
+		return true
+	}
+	return false
 }
 
 // live returns the error for a session or step that has ended, or nil.
