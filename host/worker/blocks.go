@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"maps"
-	"net"
 	"net/http"
 	"net/url"
 	"slices"
@@ -14,6 +13,7 @@ import (
 	"github.com/blockhost/blockhost/abi"
 	"github.com/blockhost/blockhost/host"
 	"github.com/blockhost/blockhost/host/executor"
+	"github.com/blockhost/blockhost/host/httpcap"
 	"github.com/blockhost/blockhost/host/sqlcap"
 	"github.com/blockhost/blockhost/plugins"
 )
@@ -230,16 +230,14 @@ func httpInput(j Job) ([]byte, []string, string, error) {
 	if err != nil || pu.Host == "" {
 		return nil, nil, "", fmt.Errorf("job.url %q is not an absolute URL", u)
 	}
-	dep := pu.Host
-	if pu.Port() == "" {
-		port := "80"
-		if pu.Scheme == "https" {
-			port = "443"
-		}
-		dep = net.JoinHostPort(pu.Hostname(), port)
+	// The name the HTTP capability reports the origin by, so that the
+	// breaker the job names is the one its requests report to.
+	dep := ""
+	if _, t, err := httpcap.ParseURL(u); err == nil {
+		dep = httpcap.Dependency(t)
 	}
 	b, _ := json.Marshal(in)
-	return b, nil, "http:" + dep, nil
+	return b, nil, dep, nil
 }
 
 // httpOutput adds the contract's status_code beside the block's status.
