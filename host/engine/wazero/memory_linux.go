@@ -235,6 +235,8 @@ const (
 	pmFile    = 1 << 61
 )
 
+// pagemap is opened once and kept open for the life of the process: it
+// is /proc/self/pagemap of the process that opened it.
 var (
 	pagemapOnce sync.Once
 	pagemap     *os.File
