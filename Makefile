@@ -61,7 +61,7 @@ bench:
 	$(GO) test -run='^$$' -bench=. -skip='$(ONCE_BENCHES)' -benchtime=$(BENCHTIME) $(BENCHFLAGS) ./host/
 	$(GO) test -run='^$$' -bench='$(ONCE_BENCHES)' -benchtime=1x $(BENCHFLAGS) ./host/
 	$(GO) test -run='^$$' -bench=. -benchtime=$(BENCHTIME) $(BENCHFLAGS) ./host/executor/
-	$(GO) test -run='^$$' -bench=DataMerge -benchtime=$(BENCHTIME) $(BENCHFLAGS) ./host/engine/wazero/
+	$(GO) test -run='^$$' -bench='DataMerge|Memory' -benchtime=$(BENCHTIME) $(BENCHFLAGS) ./host/engine/wazero/
 	cd internal/extismcompat && $(GO) test -run='^$$' -bench=. -benchtime=$(BENCHTIME) $(BENCHFLAGS) .
 	$(GO) test -run='^$$' -bench=EndToEnd -benchtime=$(BENCHTIME) $(BENCHFLAGS) ./host/worker/
 	$(GO) test -run='^$$' -bench=SelectByKey -benchtime=$(BENCHTIME) $(BENCHFLAGS) ./plugins/sqlquery/

@@ -24,7 +24,10 @@ import (
 )
 
 // Memory is the guest's linear memory as host functions see it. Offsets
-// are guest pointers; a false result means out of bounds.
+// are guest pointers; a false result means out of bounds. A slice Read
+// returns is the guest's memory itself, valid only until the host function
+// returns: an engine may unmap or reuse the memory once the run ends, so
+// nothing may keep the slice, or hand it to work that outlives the call.
 type Memory interface {
 	Read(offset, byteCount uint32) ([]byte, bool)
 	Write(offset uint32, v []byte) bool

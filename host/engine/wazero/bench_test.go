@@ -55,12 +55,8 @@ func benchABIModule(output *[]byte) engine.HostModule {
 func BenchmarkDataMerge(b *testing.B) {
 	ctx := context.Background()
 	var output []byte
-	eng, err := New(ctx, engine.Config{HostModules: []engine.HostModule{benchABIModule(&output)}})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer eng.Close(ctx)
-	e := eng.(*Engine)
+	eng := benchEngine(b, &output)
+	e := eng
 	wasm := goModule(b).wasm
 
 	merged, err := e.Compile(ctx, wasm)
@@ -76,7 +72,7 @@ func BenchmarkDataMerge(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	unmerged := &module{e: e, rt: e.rt, cm: cm}
+	unmerged := &module{e: e, rt: e.rt, cm: cm, mem: newMemPool(nil)}
 	defer unmerged.Close(ctx)
 
 	cfg := engine.RunConfig{Entry: []string{"_start"}, Args: []string{"hello"}}
@@ -105,4 +101,15 @@ func BenchmarkDataMerge(b *testing.B) {
 	b.ReportMetric(float64(tMerged.Microseconds())/float64(n), "merged-µs/step")
 	b.ReportMetric(float64(tUnmerged.Microseconds())/float64(n), "unmerged-µs/step")
 	b.ReportMetric(float64(tMerged)/float64(tUnmerged), "merged/unmerged")
+}
+
+// benchEngine is an engine serving benchABIModule, closed when b ends.
+func benchEngine(b *testing.B, output *[]byte) *Engine {
+	ctx := context.Background()
+	eng, err := New(ctx, engine.Config{HostModules: []engine.HostModule{benchABIModule(output)}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { eng.Close(ctx) })
+	return eng.(*Engine)
 }

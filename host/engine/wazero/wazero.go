@@ -9,8 +9,16 @@
 // context ends. WASI's file, stream and poll functions are the
 // engine-neutral ones of package wasip1, linked over wazero's own: a sleep
 // (poll_oneoff) returns when the context ends, and any of them entered, or
-// returning, after the end ends the run instead of returning to the guest. Linear memory is allocated through an allocator that refuses to grow
-// past the run's memory limit and records the refusal.
+// returning, after the end ends the run instead of returning to the guest.
+//
+// Linear memory comes from an allocator that refuses to grow past the
+// run's memory limit and records the refusal (memory.go). A module's
+// active data segments are laid out once, at compile time, into an image
+// of its initial memory (image.go); on Linux each instance's memory is a
+// range mapping that image copy-on-write, reused from run to run of the
+// module after the pages a run changed are restored, so that a step costs
+// the pages it writes rather than the size of its memory. Every instance
+// still starts from exactly the memory its data segments describe.
 //
 // Before compiling, the engine also merges a module's data segments where
 // that cannot change what instantiation writes (host/engine/internal/datamerge), and moves
@@ -226,6 +234,7 @@ func (e *Engine) Compile(ctx context.Context, wasm []byte) (engine.Module, error
 	if moved, ok, err := exportStart(src); err == nil && ok {
 		src, start = moved, true
 	}
+	src, img := splitImage(src)
 	var (
 		cm  wazero.CompiledModule
 		rt  = e.rt
@@ -239,7 +248,7 @@ func (e *Engine) Compile(ctx context.Context, wasm []byte) (engine.Module, error
 	if err != nil {
 		return nil, err
 	}
-	m := &module{e: e, rt: rt, cm: cm, start: start}
+	m := &module{e: e, rt: rt, cm: cm, start: start, mem: newMemPool(img)}
 	for _, fd := range cm.ImportedFunctions() {
 		mod, name, _ := fd.Import()
 		m.imports = append(m.imports, engine.Import{
@@ -301,6 +310,10 @@ type module struct {
 	// start is true when the module's start function is exported as
 	// startExport, for Run to call (exportStart).
 	start bool
+	// mem is where instances' memories come from (memory.go), starting
+	// as the image of the data segments wazero no longer sees (image.go),
+	// if any.
+	mem *memPool
 }
 
 var _ engine.Module = (*module)(nil)
@@ -310,7 +323,10 @@ func (m *module) Exports() []engine.Export { return m.exports }
 func (m *module) MinMemoryPages() (uint32, bool) {
 	return m.minPages, m.hasMemory
 }
-func (m *module) Close(ctx context.Context) error { return m.cm.Close(ctx) }
+func (m *module) Close(ctx context.Context) error {
+	m.mem.close()
+	return m.cm.Close(ctx)
+}
 
 const pageSize = 65536
 
@@ -324,9 +340,11 @@ func (m *module) Run(ctx context.Context, cfg engine.RunConfig) (res engine.RunR
 		res.MemoryLimitHit = true
 		return res, nil
 	}
-	alloc := &allocator{limit: limit}
+	alloc := &allocator{limit: limit, pool: m.mem}
 	ctx = experimental.WithMemoryAllocator(ctx, alloc)
 	defer func() {
+		// Last, after the instance is closed: no guest code runs any more.
+		alloc.release()
 		res.PeakMemory = alloc.peak
 		res.MemoryLimitHit = alloc.hit
 	}()
@@ -423,48 +441,3 @@ func classify(ctx context.Context, res engine.RunResult, err error) (engine.RunR
 }
 
 const stackOverflow = "stack overflow"
-
-// allocator backs linear memory with a Go slice that never grows past
-// limit. wazero calls it from the goroutine running the guest only.
-type allocator struct {
-	limit uint64
-	peak  uint64
-	hit   bool
-}
-
-func (a *allocator) Allocate(capacity, _ uint64) experimental.LinearMemory {
-	return &linearMemory{a: a, capHint: min(capacity, a.limit)}
-}
-
-type linearMemory struct {
-	a       *allocator
-	buf     []byte
-	capHint uint64
-}
-
-// Reallocate grows the memory to size bytes, or returns nil, which wazero
-// turns into a failed memory.grow, when size is over the limit.
-func (l *linearMemory) Reallocate(size uint64) []byte {
-	if size > l.a.limit {
-		l.a.hit = true
-		return nil
-	}
-	if size > l.a.peak {
-		l.a.peak = size
-	}
-	if size <= uint64(cap(l.buf)) {
-		l.buf = l.buf[:size]
-		return l.buf
-	}
-	// Grow by a quarter, within the limit, so that a guest growing page by
-	// page does not copy its whole memory each time, yet a module that grows
-	// once or twice (most do) does not pay for zeroing and collecting twice
-	// the memory it uses: doubling cost a Go hello block 11% per step.
-	newCap := max(size, l.capHint, min(size+size/4, l.a.limit))
-	nb := make([]byte, size, newCap)
-	copy(nb, l.buf)
-	l.buf = nb
-	return nb
-}
-
-func (l *linearMemory) Free() { l.buf = nil }

@@ -47,24 +47,9 @@ func Merge(wasm []byte, gap uint64) ([]byte, error) {
 	if di < 0 {
 		return wasm, nil
 	}
-	var mems []wasmbin.Memory
-	for _, s := range m.Sections {
-		switch s.ID {
-		case wasmbin.SectionImport:
-			imports, err := wasmbin.ReadVec(s, (*wasmbin.Reader).Import)
-			if err != nil {
-				return wasm, err
-			}
-			for _, im := range imports {
-				if im.Kind == wasmbin.KindMemory {
-					return wasm, nil
-				}
-			}
-		case wasmbin.SectionMemory:
-			if mems, err = wasmbin.ReadVec(s, (*wasmbin.Reader).Memory); err != nil {
-				return wasm, err
-			}
-		}
+	mems, imported, err := m.Memories()
+	if err != nil || imported {
+		return wasm, err
 	}
 	if len(mems) == 0 {
 		return wasm, nil // data but no memory: the compiler says so

@@ -211,3 +211,25 @@ func AppendSection(b []byte, id byte, content []byte) []byte {
 	b = AppendU32(b, uint32(len(content)))
 	return append(b, content...)
 }
+
+// Memories returns the memories the module defines, in order, and whether
+// it imports one too.
+func (m *Module) Memories() (own []Memory, imported bool, err error) {
+	for _, s := range m.Sections {
+		switch s.ID {
+		case SectionImport:
+			imports, err := ReadVec(s, (*Reader).Import)
+			if err != nil {
+				return nil, false, err
+			}
+			for _, im := range imports {
+				imported = imported || im.Kind == KindMemory
+			}
+		case SectionMemory:
+			if own, err = ReadVec(s, (*Reader).Memory); err != nil {
+				return nil, false, err
+			}
+		}
+	}
+	return own, imported, nil
+}

@@ -1,0 +1,291 @@
+//go:build linux
+
+package wazero
+
+import (
+	"encoding/binary"
+	"os"
+	"runtime"
+	"sync"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// image is a module's memory image (image.go): its bytes, and a sealed
+// memory file holding them, which every range maps.
+type image struct {
+	bytes []byte
+	// mu guards fd: a mapping reads it under the read lock, close takes
+	// the write lock, so that no mapping can name a descriptor number
+	// closed and reused for another file.
+	mu sync.RWMutex
+	fd int // -1 when there is no file
+}
+
+// newImage holds b in a memory file; without one (an old kernel, no
+// descriptors left) memories are Go slices with a copy of b.
+func newImage(b []byte) *image {
+	im := &image{bytes: b, fd: -1}
+	fd, err := unix.MemfdCreate("blockhost-wazero-image", unix.MFD_CLOEXEC|unix.MFD_ALLOW_SEALING)
+	if err != nil {
+		return im
+	}
+	for rest := b; len(rest) > 0 && err == nil; {
+		var n int
+		n, err = unix.Write(fd, rest)
+		rest = rest[n:]
+	}
+	// Sealed, the file can no longer change: not through this descriptor,
+	// not through /proc/self/fd, not by anything that inherits it.
+	if err == nil {
+		_, err = unix.FcntlInt(uintptr(fd), unix.F_ADD_SEALS,
+			unix.F_SEAL_SHRINK|unix.F_SEAL_GROW|unix.F_SEAL_WRITE|unix.F_SEAL_SEAL)
+	}
+	if err != nil {
+		unix.Close(fd)
+		return im
+	}
+	im.fd = fd
+	return im
+}
+
+// close closes the file; ranges that map it keep what they map.
+func (im *image) close() {
+	im.mu.Lock()
+	defer im.mu.Unlock()
+	if im.fd >= 0 {
+		unix.Close(im.fd)
+		im.fd = -1
+	}
+}
+
+// mapAt maps the file private and copy-on-write at base, over address
+// space the caller reserved.
+func (im *image) mapAt(base unsafe.Pointer) bool {
+	im.mu.RLock()
+	defer im.mu.RUnlock()
+	if im.fd < 0 {
+		return false
+	}
+	_, err := unix.MmapPtr(im.fd, 0, base, uintptr(len(im.bytes)),
+		unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_FIXED)
+	return err == nil
+}
+
+// memPool is a module's: its image, and the ranges its instances run in.
+// At most maxRanges exist at a time; a run that finds none free and the
+// cap reached gets a Go slice instead, so that a burst of steps neither
+// maps and unmaps hundreds of ranges (each unmap stalls every core for a
+// TLB flush) nor leaves them all resident afterwards.
+type memPool struct {
+	image *image // nil when the module has none
+	mu    sync.Mutex
+	free  []*region
+	// live counts ranges mapped and not yet unmapped, free or in use.
+	live int
+	// closed is set by close; a range given back after it is unmapped.
+	closed bool
+}
+
+func newMemPool(img []byte) *memPool {
+	if img == nil {
+		return &memPool{}
+	}
+	return &memPool{image: newImage(img)}
+}
+
+// maxRanges is how many ranges a pool keeps: enough for the steps of one
+// module running at once on a machine's cores.
+var maxRanges = max(8, 4*runtime.GOMAXPROCS(0))
+
+// maxReset is the most a range may hold written when its run ends and
+// still be kept: restoring more than that costs about what mapping and
+// faulting a fresh range does, and the pool would keep it resident.
+const maxReset = 16 << 20
+
+// get returns a range of at least reserve bytes holding the image: a free
+// one, else a new one; nil when the cap is reached or the kernel refuses,
+// and then the memory is a Go slice.
+func (p *memPool) get(reserve uint64) *region {
+	reserve = (reserve + pageSize - 1) / pageSize * pageSize
+	if reserve == 0 || uint64(uintptr(reserve)) != reserve {
+		return nil
+	}
+	p.mu.Lock()
+	for i := len(p.free) - 1; i >= 0; i-- {
+		if r := p.free[i]; uint64(r.reserved) >= reserve {
+			p.free = append(p.free[:i], p.free[i+1:]...)
+			p.mu.Unlock()
+			return r
+		}
+	}
+	if p.closed || p.live >= maxRanges {
+		p.mu.Unlock()
+		return nil
+	}
+	p.live++
+	p.mu.Unlock()
+	r := newRegion(p.image, reserve)
+	if r == nil {
+		p.mu.Lock()
+		p.live--
+		p.mu.Unlock()
+	}
+	return r
+}
+
+// put resets r and keeps it for the next run, or unmaps it when it cannot
+// be reset or the pool is closed.
+func (p *memPool) put(r *region) {
+	r.a = nil
+	ok := r.reset(p.image)
+	p.mu.Lock()
+	if ok && !p.closed {
+		p.free = append(p.free, r)
+		p.mu.Unlock()
+		return
+	}
+	p.live--
+	p.mu.Unlock()
+	r.unmap()
+}
+
+// close unmaps the free ranges and closes the image; ranges in use are
+// unmapped when their runs end.
+func (p *memPool) close() {
+	p.mu.Lock()
+	free := p.free
+	p.free, p.closed = nil, true
+	p.live -= len(free)
+	p.mu.Unlock()
+	for _, r := range free {
+		r.unmap()
+	}
+	if p.image != nil {
+		p.image.close()
+	}
+}
+
+// region is a linear memory in address space reserved outside the Go
+// heap: accessible up to usable bytes, the rest reserved without access.
+type region struct {
+	a        *allocator // the run using it
+	base     unsafe.Pointer
+	reserved uintptr
+	usable   uintptr
+	// entries is reset's buffer for page map entries.
+	entries []byte
+}
+
+// newRegion reserves reserve bytes (the most the memory may grow to) and
+// maps im at their start; nil when the kernel refuses either.
+func newRegion(im *image, reserve uint64) *region {
+	base, err := unix.MmapPtr(-1, 0, nil, uintptr(reserve), unix.PROT_NONE,
+		unix.MAP_PRIVATE|unix.MAP_ANONYMOUS|unix.MAP_NORESERVE)
+	if err != nil {
+		return nil
+	}
+	r := &region{base: base, reserved: uintptr(reserve)}
+	if im != nil {
+		if uint64(len(im.bytes)) > reserve || !im.mapAt(base) {
+			r.unmap()
+			return nil
+		}
+		r.usable = uintptr(len(im.bytes))
+	}
+	return r
+}
+
+// Reallocate makes the memory size bytes long, or returns nil, which
+// wazero turns into a failed memory.grow, when size is over the limit.
+// The bytes never move.
+func (r *region) Reallocate(size uint64) []byte {
+	if !r.a.allow(size) {
+		return nil
+	}
+	need := (size + pageSize - 1) / pageSize * pageSize
+	if need > uint64(r.reserved) {
+		return nil
+	}
+	if n := uintptr(need); n > r.usable {
+		more := unsafe.Slice((*byte)(unsafe.Add(r.base, r.usable)), n-r.usable)
+		if err := unix.Mprotect(more, unix.PROT_READ|unix.PROT_WRITE); err != nil {
+			return nil
+		}
+		r.usable = n
+	}
+	return unsafe.Slice((*byte)(r.base), size)
+}
+
+// Free is wazero's; the range is given back when the run ends (memory.go).
+func (r *region) Free() {}
+
+func (r *region) unmap() {
+	if r.base != nil {
+		unix.MunmapPtr(r.base, r.reserved)
+		r.base = nil
+	}
+}
+
+// Page map entry bits (Documentation/admin-guide/mm/pagemap.rst).
+const (
+	pmPresent = 1 << 63
+	pmSwapped = 1 << 62
+	pmFile    = 1 << 61
+)
+
+// pagemap is opened once and kept open for the life of the process: it
+// is /proc/self/pagemap of the process that opened it.
+var (
+	pagemapOnce sync.Once
+	pagemap     *os.File
+	hostPage    = os.Getpagesize()
+)
+
+// reset restores every page of r that may differ from im followed by
+// zeros, and reports whether it could. A page not present was never
+// touched, or was dropped by the kernel, and reads as the file or as
+// zeros; a present page still mapped from the file was never written,
+// since the first write to it makes a private copy. Every other page
+// (a private copy, anonymous memory, the shared zero page, a page
+// swapped out) is copied over from im or cleared.
+func (r *region) reset(im *image) bool {
+	if r.base == nil {
+		return false
+	}
+	pagemapOnce.Do(func() { pagemap, _ = os.Open("/proc/self/pagemap") })
+	if pagemap == nil {
+		return false
+	}
+	pages := int(r.usable) / hostPage
+	if cap(r.entries) < 8*pages {
+		r.entries = make([]byte, 8*pages)
+	}
+	entries := r.entries[:8*pages]
+	if _, err := pagemap.ReadAt(entries, int64(uintptr(r.base)/uintptr(hostPage))*8); err != nil {
+		return false
+	}
+	var img []byte
+	if im != nil {
+		img = im.bytes
+	}
+	mem := unsafe.Slice((*byte)(r.base), r.usable)
+	restored := 0
+	for i := range pages {
+		e := binary.LittleEndian.Uint64(entries[8*i:])
+		if e&(pmPresent|pmSwapped) == 0 || e&pmFile != 0 {
+			continue
+		}
+		if restored += hostPage; restored > maxReset {
+			return false
+		}
+		page := mem[i*hostPage : (i+1)*hostPage]
+		if off := i * hostPage; off < len(img) {
+			copy(page, img[off:])
+		} else {
+			clear(page)
+		}
+	}
+	return true
+}

@@ -1,0 +1,75 @@
+//go:build linux
+
+package wazero
+
+import (
+	"errors"
+	"testing"
+
+	"golang.org/x/sys/unix"
+)
+
+// checkRangesUsed checks that runs used mapped ranges, and reused them,
+// exactly when mapped: a test of resetting that ran on Go slices alone
+// would prove nothing.
+func checkRangesUsed(t *testing.T, p *memPool, mapped bool) {
+	t.Helper()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if mapped && (p.live == 0 || len(p.free) != p.live) {
+		t.Errorf("%d ranges mapped, %d free; want some, all free", p.live, len(p.free))
+	}
+	if !mapped && p.live != 0 {
+		t.Errorf("%d ranges mapped; want none", p.live)
+	}
+}
+
+// TestMemPool_cap checks that a pool maps at most maxRanges ranges (the
+// next run gets a Go slice), reuses those given back, and unmaps a range
+// given back after it closed.
+func TestMemPool_cap(t *testing.T) {
+	p := newMemPool(make([]byte, pageSize))
+	var held []*region
+	for range maxRanges {
+		r := p.get(4 * pageSize)
+		if r == nil {
+			t.Fatalf("range %d refused", len(held))
+		}
+		held = append(held, r)
+	}
+	if r := p.get(4 * pageSize); r != nil {
+		t.Fatal("a range past the cap")
+	}
+	p.put(held[0])
+	if r := p.get(4 * pageSize); r != held[0] {
+		t.Fatal("the range given back was not reused")
+	}
+	p.close()
+	for _, r := range held {
+		p.put(r)
+		if r.base != nil {
+			t.Fatal("a range given back after close is still mapped")
+		}
+	}
+	if p.live != 0 || len(p.free) != 0 {
+		t.Errorf("after close: %d ranges mapped, %d free", p.live, len(p.free))
+	}
+	if r := p.get(4 * pageSize); r != nil {
+		t.Error("a range from a closed pool")
+	}
+}
+
+// TestImage_sealed checks that nothing can write to an image's file.
+func TestImage_sealed(t *testing.T) {
+	im := newImage(make([]byte, pageSize))
+	defer im.close()
+	if im.fd < 0 {
+		t.Fatal("no memory file")
+	}
+	if _, err := unix.Pwrite(im.fd, []byte("x"), 0); !errors.Is(err, unix.EPERM) {
+		t.Errorf("write to the image's file: %v, want EPERM", err)
+	}
+	if err := unix.Ftruncate(im.fd, 2*pageSize); !errors.Is(err, unix.EPERM) {
+		t.Errorf("grow the image's file: %v, want EPERM", err)
+	}
+}
