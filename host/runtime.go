@@ -177,16 +177,19 @@ func (r *Runtime) Engine() string { return r.eng.Name() }
 // and logs, and module errors.
 func (r *Runtime) Load(ctx context.Context, name string, wasm []byte) (*Block, error) {
 	key := sha256.Sum256(wasm)
+	pre := r.prefetchSnapshot(ctx, name, key, wasm)
 	mod, err := r.compile(ctx, name, key, wasm)
 	if err != nil {
+		pre.discard(ctx)
 		return nil, err
 	}
 	b, err := newBlock(r, name, mod)
 	if err != nil {
+		pre.discard(ctx)
 		return nil, err
 	}
 	b.digest = "sha256:" + hex.EncodeToString(key[:])
-	b.snap = r.snapshotFor(ctx, b, wasm)
+	b.snap = r.snapshotFor(ctx, b, wasm, pre)
 	return b, nil
 }
 

@@ -2,10 +2,13 @@ package host
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/blockhost/blockhost/abi"
@@ -92,7 +95,12 @@ const captureTimeout = 10 * time.Second
 
 // snapshotFor returns the block's snapshot, taking it (or loading it from
 // the disk cache) on first use for this module and name.
-func (r *Runtime) snapshotFor(ctx context.Context, b *Block, wasm []byte) *snapEntry {
+//
+// pre, when not nil, is the snapshot's module compiled from the disk cache
+// while the block's own module compiled (prefetchSnapshot); snapshotFor
+// uses it or closes it.
+func (r *Runtime) snapshotFor(ctx context.Context, b *Block, wasm []byte, pre *snapPrefetch) *snapEntry {
+	defer pre.discard(ctx)
 	if !r.snapshots || b.kind != kindABI || !slices.Equal(b.entry, []string{abi.ExportInitialize, abi.ExportRun}) {
 		return nil
 	}
@@ -116,7 +124,7 @@ func (r *Runtime) snapshotFor(ctx context.Context, b *Block, wasm []byte) *snapE
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if !e.done {
-		mod, mem, err := r.takeSnapshot(ctx, b, wasm)
+		mod, mem, err := r.takeSnapshot(ctx, b, wasm, pre)
 		switch {
 		case err == nil:
 			e.mod, e.memory, e.done = mod, mem, true
@@ -137,9 +145,19 @@ func (r *Runtime) snapshotFor(ctx context.Context, b *Block, wasm []byte) *snapE
 
 // takeSnapshot returns the module rewritten to start after its
 // initialisation, and the size of its memory.
-func (r *Runtime) takeSnapshot(ctx context.Context, b *Block, wasm []byte) (engine.Module, uint64, error) {
+func (r *Runtime) takeSnapshot(ctx context.Context, b *Block, wasm []byte, pre *snapPrefetch) (engine.Module, uint64, error) {
 	argv0 := b.name
-	if rewritten, ok := r.snapCache.Load(wasm, argv0); ok {
+	if mod, ok, err := pre.take(); ok {
+		var mem uint64
+		if err == nil {
+			if mod, mem, err = r.checkSnapshot(ctx, b.name, mod); err == nil {
+				return mod, mem, nil
+			}
+		} else {
+			err = fmt.Errorf("compiling the rewritten module: %w", err)
+		}
+		r.snapCache.Reject(wasm, argv0, err)
+	} else if rewritten, ok := r.snapCache.Load(wasm, argv0); ok {
 		mod, mem, err := r.compileSnapshot(ctx, b.name, rewritten)
 		if err == nil {
 			return mod, mem, nil
@@ -208,6 +226,12 @@ func (r *Runtime) compileSnapshot(ctx context.Context, name string, rewritten []
 	if err != nil {
 		return nil, 0, fmt.Errorf("compiling the rewritten module: %w", err)
 	}
+	return r.checkSnapshot(ctx, name, mod)
+}
+
+// checkSnapshot checks that mod, a compiled rewritten module, is the
+// reactor it must be, and closes it when it is not.
+func (r *Runtime) checkSnapshot(ctx context.Context, name string, mod engine.Module) (engine.Module, uint64, error) {
 	kind, entry, err := inspect(name, mod)
 	pages, ok := mod.MinMemoryPages()
 	if err == nil && (kind != kindABI || !slices.Equal(entry, []string{abi.ExportRun}) || !ok) {
@@ -238,3 +262,78 @@ var snapEntryPoints = []string{abi.ExportRun}
 // environment or directories start from a snapshot taken after
 // initialisation.
 func (b *Block) UsesSnapshot() bool { return b.snap != nil }
+
+// snapPrefetch is the snapshot's module of a block being loaded, compiled
+// from the disk cache on a goroutine of its own while the block's module
+// compiles: on a machine with a core to spare, a block that has a cached
+// snapshot starts in the longer of the two compilations instead of their
+// sum (a batch or a worker pays it before its first step). The goroutine
+// is Load's: snapshotFor waits for it, and closes what it compiled unless
+// the block uses it.
+type snapPrefetch struct {
+	done  chan struct{}
+	found bool // whether the disk cache had the snapshot
+	mod   engine.Module
+	err   error
+	taken bool
+}
+
+// prefetchSnapshot starts compiling the snapshot of the module wasm (whose
+// digest is key) loaded as name, when snapshots are on, the disk cache may
+// hold one, and this runtime has not taken or refused it already (then it
+// has nothing to do). It returns nil when it started nothing.
+func (r *Runtime) prefetchSnapshot(ctx context.Context, name string, key [sha256.Size]byte, wasm []byte) *snapPrefetch {
+	if !r.snapshots || r.snapCache == nil {
+		return nil
+	}
+	r.mu.Lock()
+	_, known := r.snaps[snapKey{digest: "sha256:" + hex.EncodeToString(key[:]), name: name}]
+	r.mu.Unlock()
+	if known {
+		return nil
+	}
+	p := &snapPrefetch{done: make(chan struct{})}
+	go func() {
+		defer close(p.done)
+		rewritten, ok := r.snapCache.Load(wasm, name)
+		if !ok {
+			return
+		}
+		p.found = true
+		snapPrefetchesCompiled.Add(1)
+		p.mod, p.err = r.eng.Compile(ctx, rewritten)
+	}()
+	return p
+}
+
+// take waits for the prefetch and returns what it compiled; ok is false
+// when there was nothing to compile. The module is the caller's.
+func (p *snapPrefetch) take() (mod engine.Module, ok bool, err error) {
+	if p == nil {
+		return nil, false, nil
+	}
+	<-p.done
+	if !p.found || p.taken {
+		return nil, false, nil
+	}
+	p.taken = true
+	snapPrefetchesTaken.Add(1)
+	return p.mod, true, p.err
+}
+
+// snapPrefetchesCompiled and snapPrefetchesTaken count snapshot modules
+// prefetched and those handed to a block, for this package's tests.
+var snapPrefetchesCompiled, snapPrefetchesTaken atomic.Int64
+
+// discard waits for the prefetch and closes its module unless take
+// handed it on.
+func (p *snapPrefetch) discard(ctx context.Context) {
+	if p == nil {
+		return
+	}
+	<-p.done
+	if !p.taken && p.mod != nil {
+		p.mod.Close(context.WithoutCancel(ctx))
+	}
+	p.taken = true
+}
