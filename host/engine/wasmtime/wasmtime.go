@@ -523,7 +523,13 @@ func hostFunc(hf engine.HostFunction) func(*wasmtime.Caller, []wasmtime.Val) ([]
 				trap = wasmtime.NewTrap(t.Message)
 			}
 		}()
-		stack := make([]uint64, max(len(params), len(results)))
+		var stack []uint64
+		if n := max(len(params), len(results)); n <= len(r.stack) {
+			stack = r.stack[:n]
+			clear(stack)
+		} else {
+			stack = make([]uint64, n)
+		}
 		for i, a := range args {
 			switch a.Kind() {
 			case wasmtime.KindI32:
