@@ -172,6 +172,64 @@ func BenchmarkEngineHostVsRaw(b *testing.B) {
 	}
 }
 
+// benchCPUBlock is how many steps of one kind BenchmarkEngineHostVsRawCPU
+// runs between two readings of the process's CPU time.
+const benchCPUBlock = 25
+
+// BenchmarkEngineHostVsRawCPU compares the same steps as
+// BenchmarkEngineHostVsRaw by CPU time instead of wall time. The process's
+// CPU time (getrusage) cannot be split between steps that alternate one by
+// one — the wasmtime engine deletes a step's store on another goroutine
+// while the next step runs — so an iteration runs benchCPUBlock steps of
+// each kind in turn, the order rotating, and the CPU of a block is charged
+// to its kind: at most one deferred deletion crosses into the next block.
+// It reports CPU and wall time per step of each kind and the ratios
+// host/raw by CPU.
+func BenchmarkEngineHostVsRawCPU(b *testing.B) {
+	wasm := testwasm.Go(b, "../examples/hello")
+	input := []byte(benchHelloInput)
+	for _, name := range benchEngines(b) {
+		b.Run(name, func(b *testing.B) {
+			blk := benchLoadOn(b, name, "hello", wasm)
+			variants := rawEngines[name].variants
+			runs := []func(){func() { benchRunHello(b, blk, input) }}
+			for _, v := range variants {
+				step := v.start(b, wasm)
+				runs = append(runs, func() { step(b, input) })
+			}
+			for _, run := range runs {
+				run() // warm every kind up before anything is measured
+			}
+			cpu := make([]time.Duration, len(runs))
+			wall := make([]time.Duration, len(runs))
+			steps := make([]int, len(runs))
+			turn := 0
+			for b.Loop() {
+				for k := range runs {
+					i := (turn + k) % len(runs)
+					c0, w0 := benchProcessCPU(b), time.Now()
+					for range benchCPUBlock {
+						runs[i]()
+					}
+					wall[i] += time.Since(w0)
+					cpu[i] += benchProcessCPU(b) - c0
+					steps[i] += benchCPUBlock
+				}
+				turn++
+			}
+			perStep := func(d time.Duration, i int) float64 { return float64(d.Nanoseconds()) / float64(steps[i]) }
+			b.ReportMetric(0, "ns/op")
+			b.ReportMetric(perStep(cpu[0], 0), "host-cpu-ns/step")
+			b.ReportMetric(perStep(wall[0], 0), "host-wall-ns/step")
+			for i, v := range variants {
+				b.ReportMetric(perStep(cpu[i+1], i+1), "raw-"+v.name+"-cpu-ns/step")
+				b.ReportMetric(perStep(wall[i+1], i+1), "raw-"+v.name+"-wall-ns/step")
+				b.ReportMetric(perStep(cpu[0], 0)/perStep(cpu[i+1], i+1), "cpu-ratio-vs-"+v.name)
+			}
+		})
+	}
+}
+
 // BenchmarkEngineCompile measures loading examples/hello into a new
 // runtime: cold, compiling it, and warm, from a disk cache a first load
 // filled; each beside the engine's raw compile (cold) and the engine's own

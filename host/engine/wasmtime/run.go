@@ -77,6 +77,11 @@ type run struct {
 	exitCode uint32
 	// hostTrap is the trap a host function ended the guest with.
 	hostTrap *engine.Trap
+	// view and stack are reused by every host call of the run, one at a
+	// time (a store runs on one thread and host functions do not call
+	// back into the guest), so that a call allocates neither.
+	view  memory
+	stack [8]uint64
 }
 
 // memoryOf returns the calling instance's exported memory, or nil.
@@ -91,7 +96,8 @@ func (r *run) memoryOf(c *wasmtime.Caller) *memory {
 			return nil
 		}
 	}
-	return &memory{b: mem.UnsafeData(c)}
+	r.view.b = mem.UnsafeData(c)
+	return &r.view
 }
 
 const memoryExport = "memory"
@@ -158,7 +164,7 @@ func (m *module) Run(ctx context.Context, cfg engine.RunConfig) (res engine.RunR
 	}()
 	var inst *wasmtime.Instance
 	defer func() {
-		res.PeakMemory, res.MemoryLimitHit = m.memoryUsage(store, inst, limit)
+		res.PeakMemory, res.MemoryLimitHit = m.memoryUsage(store, inst, r.mem, limit)
 	}()
 
 	inst, err = m.e.linker.Instantiate(store, m.mod)
@@ -173,14 +179,7 @@ func (m *module) Run(ctx context.Context, cfg engine.RunConfig) (res engine.RunR
 		if fn == nil {
 			return res, fmt.Errorf("wasmtime: entry point %q is not exported", name)
 		}
-		var params []any
-		if n := len(fn.Type(store).Params()); n > 0 {
-			params = make([]any, n)
-			for i, p := range fn.Type(store).Params() {
-				params[i] = zeroVal(p.Kind())
-			}
-		}
-		out, err := fn.Call(store, params...)
+		out, err := fn.Call(store, m.entryParams(store, name, fn)...)
 		if err != nil {
 			return m.classify(r, res, err)
 		}
@@ -217,7 +216,7 @@ func configureWASI(store *wasmtime.Store, cfg engine.RunConfig) error {
 // size now: memory never shrinks) and whether a memory.grow was refused
 // for asking past limit. Without an instance (instantiation failed) it
 // reports the initial sizes.
-func (m *module) memoryUsage(store *wasmtime.Store, inst *wasmtime.Instance, limit uint64) (peak uint64, hit bool) {
+func (m *module) memoryUsage(store *wasmtime.Store, inst *wasmtime.Instance, main *wasmtime.Memory, limit uint64) (peak uint64, hit bool) {
 	for _, mi := range m.info.memories {
 		peak = max(peak, mi.minBytes())
 	}
@@ -232,6 +231,11 @@ func (m *module) memoryUsage(store *wasmtime.Store, inst *wasmtime.Instance, lim
 		names = []string{memoryExport}
 	}
 	for _, name := range names {
+		if name == memoryExport && main != nil {
+			// Looked up once already, after instantiation.
+			peak = max(peak, uint64(main.DataSize(store)))
+			continue
+		}
 		if ex := inst.GetExport(store, name); ex != nil {
 			if mem := ex.Memory(); mem != nil {
 				peak = max(peak, uint64(mem.DataSize(store)))
@@ -246,6 +250,38 @@ func (m *module) memoryUsage(store *wasmtime.Store, inst *wasmtime.Instance, lim
 		}
 	}
 	return peak, hit
+}
+
+// entryParams returns zeros for the parameters of the entry point name,
+// whose function is fn. It reads the types from the module's exports,
+// listed once at compile time, rather than from fn, which would make
+// wasmtime-go allocate a function type and its parameter types (each with
+// a finalizer) on every run.
+func (m *module) entryParams(store *wasmtime.Store, name string, fn *wasmtime.Func) []any {
+	var types []wasmtime.ValKind
+	found := false
+	for _, ex := range m.exports {
+		if ex.Name == name && ex.Kind == engine.KindFunc {
+			found = true
+			for _, t := range ex.Signature.Params {
+				types = append(types, valKind(t))
+			}
+			break
+		}
+	}
+	if !found {
+		for _, p := range fn.Type(store).Params() {
+			types = append(types, p.Kind())
+		}
+	}
+	if len(types) == 0 {
+		return nil
+	}
+	params := make([]any, len(types))
+	for i, k := range types {
+		params[i] = zeroVal(k)
+	}
+	return params
 }
 
 // zeroVal is the zero of a parameter of kind k, for an entry that takes

@@ -143,3 +143,15 @@ char *bh_wasi_apply(wasmtime_context_t *ctx, wasi_config_t *c) {
 	wasmtime_error_delete(err);
 	return out;
 }
+
+// ---- huge pages ----
+
+int bh_advise_huge_pages(uintptr_t addr, size_t len) {
+#ifdef MADV_HUGEPAGE
+	return madvise((void *)addr, len, MADV_HUGEPAGE) == 0 ? 0 : errno;
+#else
+	(void)addr;
+	(void)len;
+	return ENOSYS;
+#endif
+}

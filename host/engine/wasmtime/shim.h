@@ -53,6 +53,10 @@ void bh_config_pooling(wasm_config_t *cfg, const bh_pool *p);
 // reserved (and releases them at once).
 bool bh_can_reserve(size_t size);
 
+// bh_advise_huge_pages asks the kernel to back [addr, addr+len) with
+// transparent huge pages (madvise MADV_HUGEPAGE); it returns 0 or an errno.
+int bh_advise_huge_pages(uintptr_t addr, size_t len);
+
 // bh_store_setup installs the epoch callback of run r on store and sets
 // the first deadline one tick ahead.
 void bh_store_setup(wasmtime_store_t *store, bh_run *r);

@@ -63,6 +63,10 @@ var pool = poolSize{
 	keepTable:     64 << 10,
 }
 
+// hugePages is whether the pool's memories ask for transparent huge pages
+// (hugepages.go); a variable so that benchmarks can compare.
+var hugePages = true
+
 // maxRuns is how many runs may hold pool slots at once.
 const maxRuns = 500
 
@@ -88,6 +92,9 @@ type Engine struct {
 	// then bounds the runs in flight to what the pool holds.
 	pooled bool
 	slots  chan struct{}
+	// hugePool is the pool's memory reservation where the kernel accepted
+	// to back it with transparent huge pages (hugepages.go).
+	hugePool []mapping
 
 	// life is held for reading by Compile and for writing by Close, so
 	// that nothing is compiled on a closed engine.
@@ -126,8 +133,13 @@ func New(_ context.Context, cfg engine.Config) (engine.Engine, error) {
 		return nil, err
 	}
 	wc, pooled := baseConfig()
+	var before []mapping
+	if pooled {
+		before = mappings()
+	}
+	eng := wasmtime.NewEngineWithConfig(wc)
 	e := &Engine{
-		eng:      wasmtime.NewEngineWithConfig(wc),
+		eng:      eng,
 		version:  moduleVersion(),
 		pooled:   pooled,
 		modules:  map[*module]struct{}{},
@@ -137,6 +149,9 @@ func New(_ context.Context, cfg engine.Config) (engine.Engine, error) {
 	}
 	if pooled {
 		e.slots = make(chan struct{}, maxRuns)
+		if hugePages {
+			e.hugePool = adviseHugePages(before, hugePoolMin(pool))
+		}
 	}
 	if cfg.CacheDir != "" {
 		e.cache = openDiskCache(cfg.Logger, cfg.CacheDir, e.version)
@@ -508,7 +523,13 @@ func hostFunc(hf engine.HostFunction) func(*wasmtime.Caller, []wasmtime.Val) ([]
 				trap = wasmtime.NewTrap(t.Message)
 			}
 		}()
-		stack := make([]uint64, max(len(params), len(results)))
+		var stack []uint64
+		if n := max(len(params), len(results)); n <= len(r.stack) {
+			stack = r.stack[:n]
+			clear(stack)
+		} else {
+			stack = make([]uint64, n)
+		}
 		for i, a := range args {
 			switch a.Kind() {
 			case wasmtime.KindI32:

@@ -1,0 +1,128 @@
+//go:build cgo
+
+package wasmtime
+
+import (
+	"bufio"
+	"context"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"unsafe"
+
+	"github.com/blockhost/blockhost/host/engine"
+)
+
+// memoryBase runs entry of m and returns its result and the address of
+// its memory, which names the pool slot the run had.
+func memoryBase(t *testing.T, m engine.Module, entry string) (uint64, uintptr) {
+	t.Helper()
+	var base uintptr
+	res, err := m.Run(context.Background(), engine.RunConfig{
+		Entry: []string{entry},
+		Capture: func(inst engine.Instance) error {
+			if mem := inst.Memory(); len(mem) > 0 {
+				base = uintptr(unsafe.Pointer(&mem[0]))
+			}
+			return nil
+		},
+	})
+	if err != nil {
+		t.Fatalf("%s: %v", entry, err)
+	}
+	var out uint64
+	if len(res.Results) > 0 {
+		out = res.Results[0]
+	}
+	return out, base
+}
+
+// TestModule_Run_noResidue: an instance in a pool slot that a previous
+// instance of the same module used sees none of what that one did — not
+// its writes, not its growth, not its changes to the data segment.
+func TestModule_Run_noResidue(t *testing.T) {
+	e := newTestEngine(t)
+	if !e.pooled {
+		t.Skip("no pool on this machine")
+	}
+	// With the closer stopped, each run deletes its own store before it
+	// returns, so the next run can take the same slot.
+	e.stopCloser()
+	m := compile(t, e, filepath.Join("testdata", "residue.wat"))
+	reused := 0
+	for range 8 {
+		_, wrote := memoryBase(t, m, "write")
+		code, read := memoryBase(t, m, "read")
+		if code != 0 {
+			t.Fatalf("a fresh instance found what the previous one left (code %d)", code)
+		}
+		if wrote == read {
+			reused++
+		}
+	}
+	if reused == 0 {
+		t.Fatal("no run reused the slot of the run before it; the test shows nothing")
+	}
+}
+
+// TestEngine_hugePages: the pool's memory reservation is advised for
+// transparent huge pages where the kernel allows it, and a memory in a
+// slot lies inside what was advised.
+func TestEngine_hugePages(t *testing.T) {
+	mode, err := os.ReadFile("/sys/kernel/mm/transparent_hugepage/enabled")
+	if err != nil || !(strings.Contains(string(mode), "[madvise]") || strings.Contains(string(mode), "[always]")) {
+		t.Skipf("transparent huge pages are not available on request here (%q, %v)", mode, err)
+	}
+	e := newTestEngine(t)
+	if !e.pooled {
+		t.Skip("no pool on this machine")
+	}
+	if len(e.hugePool) == 0 {
+		t.Fatal("no mapping of the pool was advised")
+	}
+	m := compile(t, e, filepath.Join("testdata", "residue.wat"))
+	_, base := memoryBase(t, m, "read")
+	inside := false
+	for _, hp := range e.hugePool {
+		inside = inside || (uint64(base) >= hp.lo && uint64(base) < hp.hi)
+	}
+	if !inside {
+		t.Fatalf("memory at %#x is outside the advised mappings %x", base, e.hugePool)
+	}
+	if flags := vmFlags(t, uint64(base)); !strings.Contains(" "+flags+" ", " hg ") {
+		t.Fatalf("the kernel does not mark the memory's mapping for huge pages (VmFlags: %s)", flags)
+	}
+}
+
+// vmFlags returns the VmFlags line of the mapping holding addr in
+// /proc/self/smaps.
+func vmFlags(t *testing.T, addr uint64) string {
+	t.Helper()
+	f, err := os.Open("/proc/self/smaps")
+	if err != nil {
+		t.Skipf("no /proc/self/smaps: %v", err)
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	in := false
+	for sc.Scan() {
+		line := sc.Text()
+		if span, _, ok := strings.Cut(line, " "); ok {
+			if lo, hi, ok := strings.Cut(span, "-"); ok {
+				l, err1 := strconv.ParseUint(lo, 16, 64)
+				h, err2 := strconv.ParseUint(hi, 16, 64)
+				if err1 == nil && err2 == nil {
+					in = addr >= l && addr < h
+					continue
+				}
+			}
+		}
+		if in && strings.HasPrefix(line, "VmFlags:") {
+			return strings.TrimSpace(strings.TrimPrefix(line, "VmFlags:"))
+		}
+	}
+	t.Fatalf("no mapping holds %#x", addr)
+	return ""
+}
