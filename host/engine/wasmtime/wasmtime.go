@@ -64,8 +64,14 @@ var pool = poolSize{
 }
 
 // hugePages is whether the pool's memories ask for transparent huge pages
-// (hugepages.go); a variable so that benchmarks can compare.
-var hugePages = true
+// (hugepages.go); a variable so that benchmarks can compare. It is off:
+// huge pages cut the CPU of a burst of Go guests in fresh slots (200
+// interrupted sleeps: 2.5 s -> 1.5-1.9 s), but a steady stream of steps
+// paid for them (a CLI batch of 2,000 hello steps at concurrency 2: 1.56x
+// the CPU and 1.7x the wall time, paired medians; 10,000 steps: 5.2 s
+// against 3.1 s), and a stream of steps is the common case
+// (docs/benchmarks.md, RATIONALE.md).
+var hugePages = false
 
 // maxRuns is how many runs may hold pool slots at once.
 const maxRuns = 500
