@@ -279,11 +279,13 @@ type snapPrefetch struct {
 }
 
 // prefetchSnapshot starts compiling the snapshot of the module wasm (whose
-// digest is key) loaded as name, when snapshots are on, the disk cache may
-// hold one, and this runtime has not taken or refused it already (then it
-// has nothing to do). It returns nil when it started nothing.
+// digest is key) loaded as name, when snapshots are on, the module exports
+// the SDK's snapshot marker (so the disk cache may hold one; other modules
+// never touch the snapshot cache), and this runtime has not taken or
+// refused it already (then it has nothing to do). It returns nil when it
+// started nothing.
 func (r *Runtime) prefetchSnapshot(ctx context.Context, name string, key [sha256.Size]byte, wasm []byte) *snapPrefetch {
-	if !r.snapshots || r.snapCache == nil {
+	if !r.snapshots || r.snapCache == nil || !snapshot.Marked(wasm, abi.ExportSnapshot) {
 		return nil
 	}
 	r.mu.Lock()

@@ -33,6 +33,7 @@ package snapshot
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"strconv"
 
@@ -321,3 +322,31 @@ func constExpr(t wasmbin.ValType, v uint64) []byte {
 	}
 	return wasmbin.F64Const(v)
 }
+
+// Marked reports whether wasm exports a function named marker (the SDK's
+// snapshot marker, abi.ExportSnapshot), reading section headers and the
+// export section only. It is a cheap first test, before anything is
+// compiled, of whether a module may have a snapshot; an unreadable module
+// is not marked.
+func Marked(wasm []byte, marker string) bool {
+	found := false
+	wasmbin.EachSection(wasm, func(s wasmbin.Section) error {
+		if s.ID != wasmbin.SectionExport {
+			return nil
+		}
+		exports, err := wasmbin.ReadVec(s, (*wasmbin.Reader).Export)
+		if err != nil {
+			return err
+		}
+		for _, e := range exports {
+			if e.Kind == wasmbin.KindFunc && e.Name == marker {
+				found = true
+			}
+		}
+		return errStopSections // there is one export section
+	})
+	return found
+}
+
+// errStopSections ends a walk over sections early.
+var errStopSections = errors.New("snapshot: stop")
