@@ -143,13 +143,7 @@ func BenchmarkEngineHostVsRaw(b *testing.B) {
 	input := []byte(benchHelloInput)
 	for _, name := range benchEngines(b) {
 		b.Run(name, func(b *testing.B) {
-			blk := benchLoadOn(b, name, "hello", wasm)
-			variants := rawEngines[name].variants
-			runs := []func(){func() { benchRunHello(b, blk, input) }}
-			for _, v := range variants {
-				step := v.start(b, wasm)
-				runs = append(runs, func() { step(b, input) })
-			}
+			runs, variants := benchHostAndRaw(b, name, wasm, input)
 			spent := make([]time.Duration, len(runs))
 			turn := 0
 			for b.Loop() {
@@ -172,6 +166,20 @@ func BenchmarkEngineHostVsRaw(b *testing.B) {
 	}
 }
 
+// benchHostAndRaw returns one hello step on the host (first) and one on
+// each raw variant of the engine, and the variants, for the host-vs-raw
+// benchmarks.
+func benchHostAndRaw(b *testing.B, name string, wasm, input []byte) ([]func(), []rawVariant) {
+	blk := benchLoadOn(b, name, "hello", wasm)
+	variants := rawEngines[name].variants
+	runs := []func(){func() { benchRunHello(b, blk, input) }}
+	for _, v := range variants {
+		step := v.start(b, wasm)
+		runs = append(runs, func() { step(b, input) })
+	}
+	return runs, variants
+}
+
 // benchCPUBlock is how many steps of one kind BenchmarkEngineHostVsRawCPU
 // runs between two readings of the process's CPU time.
 const benchCPUBlock = 25
@@ -190,13 +198,7 @@ func BenchmarkEngineHostVsRawCPU(b *testing.B) {
 	input := []byte(benchHelloInput)
 	for _, name := range benchEngines(b) {
 		b.Run(name, func(b *testing.B) {
-			blk := benchLoadOn(b, name, "hello", wasm)
-			variants := rawEngines[name].variants
-			runs := []func(){func() { benchRunHello(b, blk, input) }}
-			for _, v := range variants {
-				step := v.start(b, wasm)
-				runs = append(runs, func() { step(b, input) })
-			}
+			runs, variants := benchHostAndRaw(b, name, wasm, input)
 			for _, run := range runs {
 				run() // warm every kind up before anything is measured
 			}

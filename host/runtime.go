@@ -177,7 +177,8 @@ func (r *Runtime) Engine() string { return r.eng.Name() }
 // and logs, and module errors.
 func (r *Runtime) Load(ctx context.Context, name string, wasm []byte) (*Block, error) {
 	key := sha256.Sum256(wasm)
-	pre := r.prefetchSnapshot(ctx, name, key, wasm)
+	digest := "sha256:" + hex.EncodeToString(key[:])
+	pre := r.prefetchSnapshot(ctx, name, digest, wasm)
 	mod, err := r.compile(ctx, name, key, wasm)
 	if err != nil {
 		pre.discard(ctx)
@@ -188,7 +189,7 @@ func (r *Runtime) Load(ctx context.Context, name string, wasm []byte) (*Block, e
 		pre.discard(ctx)
 		return nil, err
 	}
-	b.digest = "sha256:" + hex.EncodeToString(key[:])
+	b.digest = digest
 	b.snap = r.snapshotFor(ctx, b, wasm, pre)
 	return b, nil
 }

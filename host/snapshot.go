@@ -2,8 +2,6 @@ package host
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"slices"
@@ -279,17 +277,17 @@ type snapPrefetch struct {
 }
 
 // prefetchSnapshot starts compiling the snapshot of the module wasm (whose
-// digest is key) loaded as name, when snapshots are on, the module exports
+// digest is "sha256:HEX") loaded as name, when snapshots are on, the module exports
 // the SDK's snapshot marker (so the disk cache may hold one; other modules
 // never touch the snapshot cache), and this runtime has not taken or
 // refused it already (then it has nothing to do). It returns nil when it
 // started nothing.
-func (r *Runtime) prefetchSnapshot(ctx context.Context, name string, key [sha256.Size]byte, wasm []byte) *snapPrefetch {
+func (r *Runtime) prefetchSnapshot(ctx context.Context, name, digest string, wasm []byte) *snapPrefetch {
 	if !r.snapshots || r.snapCache == nil || !snapshot.Marked(wasm, abi.ExportSnapshot) {
 		return nil
 	}
 	r.mu.Lock()
-	_, known := r.snaps[snapKey{digest: "sha256:" + hex.EncodeToString(key[:]), name: name}]
+	_, known := r.snaps[snapKey{digest: digest, name: name}]
 	r.mu.Unlock()
 	if known {
 		return nil
