@@ -108,10 +108,17 @@ func benchLoadOn(b *testing.B, engineName, name string, wasm []byte) *host.Block
 }
 
 // BenchmarkEngineStep measures one step of examples/hello, a fresh
-// instance each time, on every engine: through the host (Block.Run) and
-// through that engine's raw embedding.
+// instance each time, on every engine: built as a command, through the
+// host (Block.Run) and through that engine's raw embedding; and built as
+// `blockhost build` builds it (a reactor started from its snapshot after
+// initialisation), through the host, a stream of steps of that one block
+// as `run` and `batch` give it. The snapshot figure also reports the
+// process's CPU per step, which includes what an engine does for a step
+// after its result (the wasmtime engine deletes the store on another
+// goroutine).
 func BenchmarkEngineStep(b *testing.B) {
 	wasm := testwasm.Go(b, "../examples/hello")
+	reactor := testwasm.GoReactor(b, "../examples/hello")
 	input := []byte(benchHelloInput)
 	for _, name := range benchEngines(b) {
 		b.Run(name+"/hello/host", func(b *testing.B) {
@@ -120,6 +127,20 @@ func BenchmarkEngineStep(b *testing.B) {
 			for b.Loop() {
 				benchRunHello(b, blk, input)
 			}
+			benchStepsPerSecond(b)
+		})
+		b.Run(name+"/hello-snapshot/host", func(b *testing.B) {
+			blk := benchLoadOn(b, name, "hello", reactor)
+			if !blk.UsesSnapshot() {
+				b.Fatal("the reactor does not start from a snapshot")
+			}
+			benchRunHello(b, blk, input) // the first step maps what later ones reuse
+			b.ReportAllocs()
+			cpu := benchProcessCPU(b)
+			for b.Loop() {
+				benchRunHello(b, blk, input)
+			}
+			b.ReportMetric(float64((benchProcessCPU(b)-cpu).Nanoseconds())/float64(b.N), "cpu-ns/step")
 			benchStepsPerSecond(b)
 		})
 		for _, v := range rawEngines[name].variants {

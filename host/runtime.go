@@ -179,10 +179,13 @@ func (r *Runtime) Load(ctx context.Context, name string, wasm []byte) (*Block, e
 	key := sha256.Sum256(wasm)
 	digest := "sha256:" + hex.EncodeToString(key[:])
 	pre := r.prefetchSnapshot(ctx, name, digest, wasm)
-	mod, err := r.compile(ctx, name, key, wasm)
-	if err != nil {
-		pre.discard(ctx)
-		return nil, err
+	var mod engine.Module = r.deferCompile(name, key, wasm, pre)
+	if mod == nil {
+		var err error
+		if mod, err = r.compile(ctx, name, key, wasm); err != nil {
+			pre.discard(ctx)
+			return nil, err
+		}
 	}
 	b, err := newBlock(r, name, mod)
 	if err != nil {

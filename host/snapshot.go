@@ -2,6 +2,7 @@ package host
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"slices"
@@ -337,3 +338,73 @@ func (p *snapPrefetch) discard(ctx context.Context) {
 	}
 	p.taken = true
 }
+
+// deferCompile returns the block's own module as a lazyModule when its
+// snapshot's module came from the disk cache (pre), so that loading the
+// block compiles one module instead of two; nil when the module must be
+// compiled now: no snapshot in the cache, this runtime compiled the module
+// already, or the module does not match its snapshot (snapshot.Original).
+func (r *Runtime) deferCompile(name string, key [sha256.Size]byte, wasm []byte, pre *snapPrefetch) engine.Module {
+	if pre == nil {
+		return nil
+	}
+	<-pre.done
+	if !pre.found || pre.err != nil || pre.mod == nil {
+		return nil
+	}
+	r.mu.Lock()
+	_, compiled := r.modules[key]
+	r.mu.Unlock()
+	if compiled {
+		return nil
+	}
+	imports, exports, pages, err := snapshot.Original(wasm, pre.mod)
+	if err != nil {
+		return nil
+	}
+	return &lazyModule{r: r, name: name, key: key, wasm: wasm, imports: imports, exports: exports, minPages: pages}
+}
+
+// lazyModule is a block's own module, compiled on its first run: the steps
+// that cannot start from the block's snapshot (stepModule) are the only
+// ones that run it, and most blocks have none. Its imports and exports are
+// the original module's (snapshot.Original). A compilation that fails is
+// the run's host-side error, and the next run tries again; one that
+// succeeds is kept, as Load's are, in the runtime's modules.
+type lazyModule struct {
+	r        *Runtime
+	name     string
+	key      [sha256.Size]byte
+	wasm     []byte
+	imports  []engine.Import
+	exports  []engine.Export
+	minPages uint32
+	mod      atomic.Pointer[engine.Module]
+}
+
+func (l *lazyModule) Imports() []engine.Import { return l.imports }
+
+func (l *lazyModule) Exports() []engine.Export { return l.exports }
+
+func (l *lazyModule) MinMemoryPages() (uint32, bool) { return l.minPages, true }
+
+func (l *lazyModule) Run(ctx context.Context, cfg engine.RunConfig) (engine.RunResult, error) {
+	mod := l.mod.Load()
+	if mod == nil {
+		m, err := l.r.compile(ctx, l.name, l.key, l.wasm)
+		if err != nil {
+			return engine.RunResult{}, err
+		}
+		mod = &m
+		l.mod.Store(mod)
+		lazyCompiles.Add(1)
+	}
+	return (*mod).Run(ctx, cfg)
+}
+
+// Close does nothing: the module compiled is the runtime's, closed with its
+// engine, as Load's are.
+func (l *lazyModule) Close(context.Context) error { return nil }
+
+// lazyCompiles counts lazy modules compiled, for this package's tests.
+var lazyCompiles atomic.Int64

@@ -3,9 +3,13 @@ package host
 import (
 	"context"
 	"errors"
+	"fmt"
 	"path/filepath"
+	"slices"
+	"strings"
 	"testing"
 
+	"github.com/blockhost/blockhost/abi"
 	"github.com/blockhost/blockhost/host/engine"
 	"github.com/blockhost/blockhost/internal/testwasm"
 )
@@ -42,16 +46,51 @@ func TestSnapshot_prefetched(t *testing.T) {
 				t.Cleanup(func() { rt.Close(ctx) })
 				return rt
 			}
-			load(open()) // takes the snapshot and stores it
+			want := load(open()) // takes the snapshot and stores it
 			compiled, taken := snapPrefetchesCompiled.Load(), snapPrefetchesTaken.Load()
+			compiles := lazyCompiles.Load()
 			rt := open()
-			load(rt)
+			b := load(rt)
 			if c, tk := snapPrefetchesCompiled.Load()-compiled, snapPrefetchesTaken.Load()-taken; c != 1 || tk != 1 {
 				t.Fatalf("a runtime loading a block whose snapshot is on disk prefetched %d modules and used %d, want 1 and 1", c, tk)
 			}
 			load(rt)
 			if c := snapPrefetchesCompiled.Load() - compiled; c != 1 {
 				t.Errorf("loading the block again prefetched again (%d in all)", c)
+			}
+
+			// The block's own module is compiled only when a step needs it,
+			// once, and until then the block looks exactly as if it had
+			// been compiled.
+			if _, lazy := b.mod.(*lazyModule); !lazy {
+				t.Fatalf("the block's module was compiled when it was loaded (%T)", b.mod)
+			}
+			shape := func(b *Block) string { // exports sorted: wazero lists them in map order
+				exports := slices.SortedFunc(slices.Values(b.Exports()), func(a, b engine.Export) int { return strings.Compare(a.Name, b.Name) })
+				return fmt.Sprintf("%+v\n%+v", b.Imports(), exports)
+			}
+			if got, w := shape(b), shape(want); got != w {
+				t.Errorf("imports and exports before compiling:\n%s\nwant\n%s", got, w)
+			}
+			gotPages, gotOK := b.mod.MinMemoryPages()
+			if wantPages, wantOK := want.mod.MinMemoryPages(); gotPages != wantPages || gotOK != wantOK {
+				t.Errorf("memory of %d pages (%v), want %d (%v)", gotPages, gotOK, wantPages, wantOK)
+			}
+			run := func(step Step) {
+				t.Helper()
+				if res := b.Run(ctx, step); res.Status != abi.StatusSuccess {
+					t.Fatalf("step: %s %+v", res.Status, res.Error)
+				}
+			}
+			run(Step{Input: []byte(`{}`)})
+			if n := lazyCompiles.Load() - compiles; n != 0 {
+				t.Fatalf("a step from the snapshot compiled the block's own module (%d)", n)
+			}
+			env := Step{Input: []byte(`{}`), Grants: Grants{Env: map[string]string{"X": "1"}}}
+			run(env)
+			run(env)
+			if n := lazyCompiles.Load() - compiles; n != 1 {
+				t.Errorf("two steps that cannot start from the snapshot compiled the block's module %d times, want once", n)
 			}
 		})
 	}

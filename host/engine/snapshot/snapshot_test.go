@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/blockhost/blockhost/host/engine"
@@ -41,13 +43,10 @@ func run(t *testing.T, e engine.Engine, wasm []byte, cfg engine.RunConfig) engin
 	return res
 }
 
-// A module started from the rewrite is in the state its initialisation
-// left: every byte of memory, its size, and every global, of every type.
-func TestRewrite_startsInTheCapturedState(t *testing.T) {
-	e := newEngine(t)
-	wasm := testwasm.WAT(t, filepath.Join("testdata", "state.wat"))
-	want := run(t, e, wasm, engine.RunConfig{Entry: []string{"_initialize", "sum"}}).Results
-
+// rewrite takes wasm's snapshot on e and returns the rewritten module and
+// the image.
+func rewrite(t *testing.T, e engine.Engine, wasm []byte) ([]byte, *snapshot.Image) {
+	t.Helper()
 	plan, err := snapshot.Prepare(wasm)
 	if err != nil {
 		t.Fatal(err)
@@ -55,12 +54,23 @@ func TestRewrite_startsInTheCapturedState(t *testing.T) {
 	var img *snapshot.Image
 	run(t, e, plan.CaptureModule(), engine.RunConfig{Entry: []string{"_initialize"},
 		Capture: func(inst engine.Instance) (err error) { img, err = plan.Take(inst); return err }})
-	if len(img.Memory) != 3*65536 {
-		t.Fatalf("image of %d bytes, want the 3 pages initialisation grew to", len(img.Memory))
-	}
 	rewritten, err := plan.Rewrite(img)
 	if err != nil {
 		t.Fatal(err)
+	}
+	return rewritten, img
+}
+
+// A module started from the rewrite is in the state its initialisation
+// left: every byte of memory, its size, and every global, of every type.
+func TestRewrite_startsInTheCapturedState(t *testing.T) {
+	e := newEngine(t)
+	wasm := testwasm.WAT(t, filepath.Join("testdata", "state.wat"))
+	want := run(t, e, wasm, engine.RunConfig{Entry: []string{"_initialize", "sum"}}).Results
+
+	rewritten, img := rewrite(t, e, wasm)
+	if len(img.Memory) != 3*65536 {
+		t.Fatalf("image of %d bytes, want the 3 pages initialisation grew to", len(img.Memory))
 	}
 	m, err := e.Compile(context.Background(), rewritten)
 	if err != nil {
@@ -157,6 +167,52 @@ func TestPrepare_refuses(t *testing.T) {
 	for _, bad := range [][]byte{nil, []byte("\x00asm"), []byte("\x00asm\x01\x00\x00\x00\x05\xff"), []byte("not wasm")} {
 		if _, err := snapshot.Prepare(bad); err == nil || errors.Is(err, snapshot.ErrUnsupported) {
 			t.Errorf("%q: %v, want a decoding error", bad, err)
+		}
+	}
+}
+
+// Original describes the module a rewrite came from as compiling it
+// would, and refuses a module whose exports are not the rewrite's plus
+// _initialize.
+func TestOriginal(t *testing.T) {
+	e := newEngine(t)
+	ctx := context.Background()
+	wasm := testwasm.WAT(t, filepath.Join("testdata", "state.wat"))
+	rewritten, _ := rewrite(t, e, wasm)
+	compile := func(b []byte) engine.Module {
+		t.Helper()
+		m, err := e.Compile(ctx, b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { m.Close(ctx) })
+		return m
+	}
+	orig, rw := compile(wasm), compile(rewritten)
+	imports, exports, pages, err := snapshot.Original(wasm, rw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	byName := func(a, b engine.Export) int { return strings.Compare(a.Name, b.Name) }
+	sorted := func(exs []engine.Export) string {
+		return fmt.Sprintf("%+v", slices.SortedFunc(slices.Values(exs), byName))
+	}
+	if got, want := sorted(exports), sorted(orig.Exports()); got != want {
+		t.Errorf("exports %s, want %s", got, want)
+	}
+	if got, want := fmt.Sprintf("%+v", imports), fmt.Sprintf("%+v", orig.Imports()); got != want {
+		t.Errorf("imports %s, want %s", got, want)
+	}
+	if want, _ := orig.MinMemoryPages(); pages != want {
+		t.Errorf("memory of %d pages, want %d", pages, want)
+	}
+
+	// The rewritten module is not its own original (no _initialize), nor
+	// is another module, nor bytes that are no module.
+	other := testwasm.WAT(t, filepath.Join("testdata", "other.wat"))
+	for name, b := range map[string][]byte{"rewritten": rewritten, "other": other, "garbage": []byte("\x00asm\x01\x00\x00\x00\x07\xff")} {
+		if _, _, _, err := snapshot.Original(b, rw); err == nil {
+			t.Errorf("%s: described as the rewrite's original", name)
 		}
 	}
 }

@@ -74,10 +74,12 @@ func (im *image) mapAt(base unsafe.Pointer) bool {
 }
 
 // memPool is a module's: its image, and the ranges its instances run in.
-// At most maxRanges exist at a time; a run that finds none free and the
-// cap reached gets a Go slice instead, so that a burst of steps neither
-// maps and unmaps hundreds of ranges (each unmap stalls every core for a
-// TLB flush) nor leaves them all resident afterwards.
+// Up to maxLive ranges exist at a time, so that the steps of a burst each
+// run in a range of their own, their image mapped rather than copied;
+// at most maxKept of them are kept free for the next runs once the burst
+// is over, the others unmapped as their runs end, so that the pool does
+// not leave a burst's memories resident afterwards. A run that finds the
+// live cap reached gets a Go slice instead.
 type memPool struct {
 	image *image // nil when the module has none
 	mu    sync.Mutex
@@ -95,9 +97,17 @@ func newMemPool(img []byte) *memPool {
 	return &memPool{image: newImage(img)}
 }
 
-// maxRanges is how many ranges a pool keeps: enough for the steps of one
-// module running at once on a machine's cores.
-var maxRanges = max(8, 4*runtime.GOMAXPROCS(0))
+// maxKept is how many free ranges a pool keeps between runs: enough for
+// the steps of one module running at once on a machine's cores.
+var maxKept = max(8, 4*runtime.GOMAXPROCS(0))
+
+// maxLive is how many ranges a pool maps at once. Each reserves address
+// space only (the memory's limit, never backed until written); 1024 of
+// 4 GiB are 4 TiB, what wasmtime's pool reserves too. In a burst of 200
+// interrupted Go guests, a range for every step cost 1.2 s of CPU
+// against 1.3-1.6 s with 8 ranges and Go slices for the rest, which copy
+// the image into fresh memory (docs/benchmarks.md).
+var maxLive = 1024
 
 // maxReset is the most a range may hold written when its run ends and
 // still be kept: restoring more than that costs about what mapping and
@@ -120,7 +130,7 @@ func (p *memPool) get(reserve uint64) *region {
 			return r
 		}
 	}
-	if p.closed || p.live >= maxRanges {
+	if p.closed || p.live >= maxLive {
 		p.mu.Unlock()
 		return nil
 	}
@@ -135,13 +145,16 @@ func (p *memPool) get(reserve uint64) *region {
 	return r
 }
 
-// put resets r and keeps it for the next run, or unmaps it when it cannot
-// be reset or the pool is closed.
+// put resets r and keeps it for the next run, or unmaps it when the pool
+// keeps maxKept free ranges already, is closed, or r cannot be reset.
 func (p *memPool) put(r *region) {
 	r.a = nil
-	ok := r.reset(p.image)
 	p.mu.Lock()
-	if ok && !p.closed {
+	keep := !p.closed && len(p.free) < maxKept
+	p.mu.Unlock()
+	ok := keep && r.reset(p.image)
+	p.mu.Lock()
+	if ok && !p.closed && len(p.free) < maxKept {
 		p.free = append(p.free, r)
 		p.mu.Unlock()
 		return

@@ -24,13 +24,16 @@ func checkRangesUsed(t *testing.T, p *memPool, mapped bool) {
 	}
 }
 
-// TestMemPool_cap checks that a pool maps at most maxRanges ranges (the
-// next run gets a Go slice), reuses those given back, and unmaps a range
-// given back after it closed.
+// TestMemPool_cap checks that a pool maps at most maxLive ranges (the
+// next run gets a Go slice), keeps at most maxKept of those given back
+// and unmaps the rest, reuses those it kept, and unmaps a range given back
+// after it closed.
 func TestMemPool_cap(t *testing.T) {
+	defer func(live, kept int) { maxLive, maxKept = live, kept }(maxLive, maxKept)
+	maxLive, maxKept = 6, 2
 	p := newMemPool(make([]byte, pageSize))
 	var held []*region
-	for range maxRanges {
+	for range maxLive {
 		r := p.get(4 * pageSize)
 		if r == nil {
 			t.Fatalf("range %d refused", len(held))
@@ -40,10 +43,19 @@ func TestMemPool_cap(t *testing.T) {
 	if r := p.get(4 * pageSize); r != nil {
 		t.Fatal("a range past the cap")
 	}
-	p.put(held[0])
-	if r := p.get(4 * pageSize); r != held[0] {
-		t.Fatal("the range given back was not reused")
+	for i, r := range held[:4] {
+		p.put(r)
+		if kept := i < maxKept; (r.base != nil) != kept {
+			t.Fatalf("range %d given back: mapped %v, want %v (%d kept at most)", i, r.base != nil, kept, maxKept)
+		}
 	}
+	if p.live != 4 || len(p.free) != maxKept {
+		t.Fatalf("%d ranges mapped, %d free; want 4, %d", p.live, len(p.free), maxKept)
+	}
+	if r := p.get(4 * pageSize); r != held[1] {
+		t.Fatal("a range given back was not reused")
+	}
+	held = append(held[1:2:2], held[4:]...)
 	p.close()
 	for _, r := range held {
 		p.put(r)
