@@ -120,7 +120,11 @@ type Runtime struct {
 
 	mu      sync.Mutex
 	modules map[[sha256.Size]byte]*compileEntry
-	closed  bool
+	// lazy holds the modules whose compilation waits for a step that
+	// needs it (snapshot.go, deferCompile), so that every Load of the
+	// module shares one.
+	lazy   map[[sha256.Size]byte]*lazyModule
+	closed bool
 
 	// snapshots is on unless configured off; snaps holds each module and
 	// name's snapshot, snapCache keeps them on disk (snapshot.go).
@@ -150,6 +154,7 @@ func NewRuntime(ctx context.Context, cfg RuntimeConfig) (*Runtime, error) {
 		limits:  cfg.limits.Or(DefaultLimits),
 		audit:   cfg.audit,
 		modules: map[[sha256.Size]byte]*compileEntry{},
+		lazy:    map[[sha256.Size]byte]*lazyModule{},
 		snaps:   map[snapKey]*snapEntry{},
 		// A runtime without a cache directory keeps snapshots in memory only.
 		snapshots: !cfg.noSnapshots,
@@ -247,6 +252,7 @@ func (r *Runtime) Close(ctx context.Context) error {
 	}
 	r.closed = true
 	r.modules = nil
+	r.lazy = nil
 	r.snaps = nil
 	r.mu.Unlock()
 	return r.eng.Close(ctx)

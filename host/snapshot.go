@@ -341,10 +341,17 @@ func (p *snapPrefetch) discard(ctx context.Context) {
 
 // deferCompile returns the block's own module as a lazyModule when its
 // snapshot's module came from the disk cache (pre), so that loading the
-// block compiles one module instead of two; nil when the module must be
-// compiled now: no snapshot in the cache, this runtime compiled the module
-// already, or the module does not match its snapshot (snapshot.Original).
+// block compiles one module instead of two, or when an earlier Load of
+// the module made one; nil when the module must be compiled now: no
+// snapshot in the cache, this runtime compiled the module already, or the
+// module does not match its snapshot (snapshot.Original).
 func (r *Runtime) deferCompile(name string, key [sha256.Size]byte, wasm []byte, pre *snapPrefetch) engine.Module {
+	r.mu.Lock()
+	lm := r.lazy[key]
+	r.mu.Unlock()
+	if lm != nil {
+		return lm
+	}
 	if pre == nil {
 		return nil
 	}
@@ -352,17 +359,21 @@ func (r *Runtime) deferCompile(name string, key [sha256.Size]byte, wasm []byte, 
 	if !pre.found || pre.err != nil || pre.mod == nil {
 		return nil
 	}
-	r.mu.Lock()
-	_, compiled := r.modules[key]
-	r.mu.Unlock()
-	if compiled {
-		return nil
-	}
 	imports, exports, pages, err := snapshot.Original(wasm, pre.mod)
 	if err != nil {
 		return nil
 	}
-	return &lazyModule{r: r, name: name, key: key, wasm: wasm, imports: imports, exports: exports, minPages: pages}
+	lm = &lazyModule{r: r, name: name, key: key, wasm: wasm, imports: imports, exports: exports, minPages: pages}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if _, compiled := r.modules[key]; compiled || r.closed {
+		return nil
+	}
+	if prev := r.lazy[key]; prev != nil {
+		return prev
+	}
+	r.lazy[key] = lm
+	return lm
 }
 
 // lazyModule is a block's own module, compiled on its first run: the steps

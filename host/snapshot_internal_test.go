@@ -54,9 +54,12 @@ func TestSnapshot_prefetched(t *testing.T) {
 			if c, tk := snapPrefetchesCompiled.Load()-compiled, snapPrefetchesTaken.Load()-taken; c != 1 || tk != 1 {
 				t.Fatalf("a runtime loading a block whose snapshot is on disk prefetched %d modules and used %d, want 1 and 1", c, tk)
 			}
-			load(rt)
+			again := load(rt)
 			if c := snapPrefetchesCompiled.Load() - compiled; c != 1 {
 				t.Errorf("loading the block again prefetched again (%d in all)", c)
+			}
+			if again.mod != b.mod {
+				t.Errorf("loading the block again gave it another module (%T), not the first Load's (%T)", again.mod, b.mod)
 			}
 
 			// The block's own module is compiled only when a step needs it,
