@@ -27,13 +27,20 @@
 //     at load (growhook.go) to record refused requests where the engine can
 //     read them: MemoryLimitHit means a request passed the limit. The peak
 //     is the memories' final size.
-//   - Instances come from wasmtime's pooling allocator where the address
-//     space allows (wasmtime.go says what that costs and bounds), and from
-//     on-demand allocation otherwise. A memory starts as a copy of the
-//     module's data segments, merged at load (host/engine/internal/datamerge), not as a
-//     copy-on-write image. A run's store is deleted after Run returns, by
-//     the engine's closer goroutine (retire.go); its pool slot is held until
-//     then, and Close waits for every deletion.
+//   - On Linux the engine makes every linear memory itself (memory.go,
+//     memory.c): the module's data split out at load into an image in a
+//     sealed memory file, mapped copy-on-write into a range reserved as
+//     wasmtime asks (reservation and guard region), only the memory's size
+//     accessible; when the store is deleted the pages the run wrote are
+//     restored and the range kept for the module's next instance.
+//     Instances are then allocated on demand, and at most maxRuns runs are
+//     in flight. Elsewhere instances come from wasmtime's pooling allocator
+//     where the address space allows (wasmtime.go says what that costs and
+//     bounds), and from on-demand allocation otherwise; a memory there
+//     starts as a copy of the module's data segments, merged at load
+//     (host/engine/internal/datamerge). A run's store is deleted after Run
+//     returns, by the engine's closer goroutine (retire.go); its memory and
+//     slot are held until then, and Close waits for every deletion.
 //   - Traps, including stack overflow, come back as *engine.Trap with the
 //     same messages the wazero engine gives, so results do not depend on the
 //     engine.

@@ -306,34 +306,36 @@ func FuzzHookGrow(f *testing.F) {
 	})
 }
 
-// TestEngine_allocation runs a step with each instance allocator: the
-// pool where the address space allows (it does here), and on-demand
-// allocation where it does not.
+// TestEngine_allocation runs a step with each instance allocator: on
+// Linux, instances on demand with the engine's own memories (memory.go);
+// elsewhere the pool where the address space allows, and on-demand
+// allocation where it does not. Every engine bounds the runs in flight.
 func TestEngine_allocation(t *testing.T) {
-	if !newTestEngine(t).pooled {
-		t.Error("the pooling allocator is not in use on this machine")
+	check := func(e *Engine, pooled bool) {
+		t.Helper()
+		if e.pooled != pooled {
+			t.Errorf("pooled: %v, want %v", e.pooled, pooled)
+		}
+		if cap(e.slots) != maxRuns {
+			t.Errorf("at most %d runs in flight, want %d", cap(e.slots), maxRuns)
+		}
+		m := compile(t, e, filepath.Join(testwasm.ModuleRoot(t), "host", "testdata", "membomb.wat"))
+		res, err := m.Run(context.Background(), engine.RunConfig{Entry: []string{"_start"}, MemoryLimit: 4 << 20})
+		if !res.MemoryLimitHit || res.PeakMemory != 49*65536 {
+			t.Errorf("pooled %v: %+v, %v", pooled, res, err)
+		}
 	}
+	check(newTestEngine(t), !memoryCreator)
 	saved := poolAvailable
 	poolAvailable = func() bool { return false }
 	defer func() { poolAvailable = saved }()
-	e := newTestEngine(t)
-	if e.pooled || e.slots != nil {
-		t.Fatal("pooling without the address space for it")
-	}
-	m := compile(t, e, filepath.Join(testwasm.ModuleRoot(t), "host", "testdata", "membomb.wat"))
-	res, err := m.Run(context.Background(), engine.RunConfig{Entry: []string{"_start"}, MemoryLimit: 4 << 20})
-	if !res.MemoryLimitHit || res.PeakMemory != 49*65536 {
-		t.Errorf("on-demand allocation: %+v, %v", res, err)
-	}
+	check(newTestEngine(t), false)
 }
 
 // TestModule_Run_waitsForASlot: with every pool slot held, a run waits,
 // and ends as interrupted when its context ends while it waits.
 func TestModule_Run_waitsForASlot(t *testing.T) {
 	e := newTestEngine(t)
-	if !e.pooled {
-		t.Skip("no pool")
-	}
 	for range maxRuns {
 		e.slots <- struct{}{}
 	}

@@ -5,6 +5,7 @@ package wasmtime
 import (
 	"bufio"
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -40,12 +41,13 @@ func memoryBase(t *testing.T, m engine.Module, entry string) (uint64, uintptr) {
 	return out, base
 }
 
-// TestModule_Run_noResidue: an instance in a pool slot that a previous
-// instance of the same module used sees none of what that one did — not
-// its writes, not its growth, not its changes to the data segment.
+// TestModule_Run_noResidue: an instance in a memory (a pool slot, or a
+// range of memory.go) that a previous instance of the same module used
+// sees none of what that one did — not its writes, not its growth (a load
+// past its own size traps), not its changes to the data segment.
 func TestModule_Run_noResidue(t *testing.T) {
 	e := newTestEngine(t)
-	if !e.pooled {
+	if !e.pooled && !memoryCreator {
 		t.Skip("no pool on this machine")
 	}
 	// With the closer stopped, each run deletes its own store before it
@@ -58,6 +60,11 @@ func TestModule_Run_noResidue(t *testing.T) {
 		code, read := memoryBase(t, m, "read")
 		if code != 0 {
 			t.Fatalf("a fresh instance found what the previous one left (code %d)", code)
+		}
+		memoryBase(t, m, "write")
+		var trap *engine.Trap
+		if _, err := m.Run(context.Background(), engine.RunConfig{Entry: []string{"past"}}); !errors.As(err, &trap) {
+			t.Fatalf("a load past the memory's size after an instance that grew it: %v, want a trap", err)
 		}
 		if wrote == read {
 			reused++

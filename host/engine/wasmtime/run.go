@@ -32,6 +32,8 @@ type module struct {
 	exports       []engine.Export
 	minPages      uint32
 	hasMemory     bool
+	// image is what memory 0 of every instance starts as (memory.go).
+	image *memImage
 }
 
 var _ engine.Module = (*module)(nil)
@@ -52,6 +54,7 @@ func (m *module) Close(context.Context) error {
 	if _, ok := m.e.modules[m]; ok {
 		delete(m.e.modules, m)
 		m.mod.Close()
+		m.image.close()
 	}
 	return nil
 }
@@ -167,7 +170,7 @@ func (m *module) Run(ctx context.Context, cfg engine.RunConfig) (res engine.RunR
 		res.PeakMemory, res.MemoryLimitHit = m.memoryUsage(store, inst, r.mem, limit)
 	}()
 
-	inst, err = m.e.linker.Instantiate(store, m.mod)
+	inst, err = m.image.instantiate(m.e.linker, store, m.mod)
 	if err != nil {
 		return m.classify(r, res, err)
 	}

@@ -74,4 +74,26 @@ bool bh_wasi_env(wasi_config_t *c, size_t n, const char **names, const char **va
 // bh_wasi_apply returns NULL or a message the caller frees with free().
 char *bh_wasi_apply(wasmtime_context_t *ctx, wasi_config_t *c);
 
+// ---- linear memory (memory.c, Linux) ----
+
+// bh_image is a module's memory image and the ranges its instances' memories
+// run in (memory.go).
+typedef struct bh_image bh_image;
+
+// bh_config_memory makes wasmtime take every linear memory from memory.c.
+void bh_config_memory(wasm_config_t *cfg);
+// bh_image_new copies len bytes of image into a new image (len may be 0);
+// NULL when out of memory.
+bh_image *bh_image_new(const uint8_t *bytes, size_t len);
+// bh_image_close drops the module's reference to img.
+void bh_image_close(bh_image *img);
+// bh_image_enter makes img the image of the next memory this thread's
+// instantiation creates (NULL: none).
+void bh_image_enter(bh_image *img);
+// bh_memory_stats reports how many ranges were mapped and how many could
+// not be reset, since the process started.
+void bh_memory_stats(uint64_t *mapped, uint64_t *failed);
+// bh_memory_tune sets how many free ranges an image keeps.
+void bh_memory_tune(size_t max_kept);
+
 #endif

@@ -32,9 +32,11 @@ const epochPeriod = time.Millisecond
 
 // settings describes the wasmtime configuration New applies. It is part of
 // every disk-cache key: code compiled under other settings is never loaded.
-const settings = "epoch-interruption;cranelift-speed;wasi-preview1;grow-hook-1;pooling-1;data-merge-2;no-cow"
+const settings = "epoch-interruption;cranelift-speed;wasi-preview1;grow-hook-1;pooling-1;data-merge-2;no-cow;memory-image-1"
 
-// Instances are allocated by wasmtime's pooling allocator: a fixed set of
+// Elsewhere than Linux (on Linux the engine makes memories itself and
+// allocates instances on demand, memory.go), instances are allocated by
+// wasmtime's pooling allocator: a fixed set of
 // slots reserved when the engine is created, each memory slot a 4 GiB
 // reservation plus guards that is reused from step to step instead of
 // being mapped and unmapped each time, and of which the first 8 MiB stay
@@ -153,8 +155,8 @@ func New(_ context.Context, cfg engine.Config) (engine.Engine, error) {
 		done:     make(chan struct{}),
 		retiring: make(chan retired, retireQueue),
 	}
+	e.slots = make(chan struct{}, maxRuns)
 	if pooled {
-		e.slots = make(chan struct{}, maxRuns)
 		if hugePages {
 			e.hugePool = adviseHugePages(before, hugePoolMin(pool))
 		}
@@ -177,29 +179,42 @@ func New(_ context.Context, cfg engine.Config) (engine.Engine, error) {
 	return e, nil
 }
 
-// BaseConfig returns a new wasmtime configuration with the settings the
-// engine compiles and instantiates with: epoch interruption, Cranelift
-// optimizing for speed, and the pooling allocator where the address space
-// allows. It is there so that a bare wasmtime embedding can be measured
-// against the engine on equal terms, as host/bench_engines_test.go does.
+// BaseConfig returns a new wasmtime configuration with wasmtime's own
+// fastest settings for a host that must be able to stop a guest: epoch
+// interruption, Cranelift optimizing for speed, and the pooling allocator
+// where the address space allows, with memories left to wasmtime (its
+// copy-on-write images may be turned on). It is there so that a bare
+// wasmtime embedding can be measured against the engine, as
+// host/bench_engines_test.go does. The engine itself makes its memories
+// where it can (memory.go), which wasmtime allows only with on-demand
+// allocation and without copy-on-write images.
 func BaseConfig() *wasmtime.Config {
-	c, _ := baseConfig()
+	c, _ := configure(false)
 	return c
 }
 
-func baseConfig() (c *wasmtime.Config, pooled bool) {
+func baseConfig() (c *wasmtime.Config, pooled bool) { return configure(memoryCreator) }
+
+func configure(ownMemory bool) (c *wasmtime.Config, pooled bool) {
 	c = wasmtime.NewConfig()
 	c.SetEpochInterruption(true)
 	c.SetCraneliftOptLevel(wasmtime.OptLevelSpeed)
-	// Memories start as plain copies of the module's data (merged at load,
-	// package datamerge), not as copy-on-write mappings of an image. With the
-	// pool keeping slots resident, a copy-on-write image makes every reset
-	// rewrite the image's pages in place, and each page the guest had only
-	// read is then copied by the kernel with a TLB shootdown across the
-	// process's threads: about 25 ms per step when many Go guests end at
-	// once in fresh slots (docs/benchmarks.md, issue 9), against a plain
-	// copy of the data and a memset of the used pages.
+	// Memories start as the module's image split out at load (memory.go)
+	// or, in the pool, as plain copies of the module's data (merged at
+	// load, package datamerge), never as wasmtime's copy-on-write mappings
+	// of an image. With the pool keeping slots resident, a copy-on-write
+	// image makes every reset rewrite the image's pages in place, and each
+	// page the guest had only read is then copied by the kernel with a TLB
+	// shootdown across the process's threads: about 25 ms per step when
+	// many Go guests end at once in fresh slots (docs/benchmarks.md, issue
+	// 9), against a plain copy of the data and a memset of the used pages.
+	// With the engine's own memories wasmtime would abort the process on
+	// the first instance were they on.
 	c.SetMemoryInitCOWSet(false)
+	if ownMemory {
+		useMemoryCreator(c)
+		return c, false
+	}
 	// wasmtime aborts the process if it cannot reserve the pool, so the
 	// reservation is tried first.
 	if pooled = poolAvailable(); pooled {
@@ -339,6 +354,7 @@ func (e *Engine) Close(context.Context) error {
 		e.closed = true
 		for m := range e.modules {
 			m.mod.Close()
+			m.image.close()
 		}
 		e.modules = nil
 		e.mu.Unlock()
@@ -370,6 +386,12 @@ func (e *Engine) Compile(ctx context.Context, wasm []byte) (engine.Module, error
 			if _, info, err := hookGrow(wasm, false); err == nil {
 				m.info, m.analysed = info, true
 			}
+			// The cached code was compiled from the module with its data
+			// split out (below); the split depends on the data and memory
+			// sections alone, which the growth hook leaves as they are.
+			merged, _ := mergeData(wasm)
+			_, img := splitData(merged)
+			m.image = newMemImage(img)
 		}
 	}
 	if m.mod == nil {
@@ -380,18 +402,23 @@ func (e *Engine) Compile(ctx context.Context, wasm []byte) (engine.Module, error
 		if merged, ok := mergeData(src); ok {
 			src, rewritten = merged, true
 		}
+		var img []byte
+		if stripped, image := splitData(src); image != nil {
+			src, img, rewritten = stripped, image, true
+		}
 		mod, err := wasmtime.NewModule(e.eng, src)
 		if err != nil && rewritten {
 			// The rewrites are meant to keep every valid module valid; should
 			// they not, the module is compiled as it came, limited by the
 			// store limiter alone.
-			src, m.info, m.analysed = wasm, growInfo{}, false
+			src, img, m.info, m.analysed = wasm, nil, growInfo{}, false
 			mod, err = wasmtime.NewModule(e.eng, src)
 		}
 		if err != nil {
 			return nil, errors.New(trimError(err))
 		}
 		m.mod = mod
+		m.image = newMemImage(img)
 		if e.cache != nil && m.analysed {
 			e.cache.store(mod, wasm)
 		}
@@ -590,6 +617,16 @@ const mergeGap = 4096
 
 // mergeData returns wasm with its data segments merged and true, or wasm
 // itself and false when the merge leaves it as it is or cannot read it.
+// splitData splits the data out of wasm into its memory image where the
+// engine makes memories itself (memory.go); elsewhere it leaves wasm as
+// it is.
+func splitData(wasm []byte) ([]byte, []byte) {
+	if !memoryCreator {
+		return wasm, nil
+	}
+	return datamerge.SplitImage(wasm)
+}
+
 func mergeData(wasm []byte) ([]byte, bool) {
 	out, err := datamerge.Merge(wasm, mergeGap)
 	if err != nil || len(out) == 0 || len(wasm) == 0 || &out[0] == &wasm[0] {

@@ -15,7 +15,7 @@ import "github.com/blockhost/blockhost/host/engine/internal/wasmbin"
 // affects only source positions in stack traces.
 
 // rewriteVersion names the rewrites of a module before it is compiled (the
-// one below, mergeData's, exportStart's and splitImage's) in every disk-cache key: wazero compiles the
+// one below, mergeData's, exportStart's and datamerge.SplitImage's) in every disk-cache key: wazero compiles the
 // rewritten bytes, so code cached under another version of the rewrites is
 // never loaded. Change it whenever their output changes.
 const rewriteVersion = "entry-checks-1; data-merge-1; start-export-1; data-image-1"

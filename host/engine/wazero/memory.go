@@ -104,7 +104,7 @@ func (l *heapMemory) Reallocate(size uint64) []byte {
 		copy(nb, l.buf)
 	} else if im := l.a.pool.image; im != nil {
 		// wazero's first request is the memory's minimum size, which the
-		// image never exceeds (splitImage).
+		// image never exceeds (datamerge.SplitImage).
 		copy(nb, im.bytes)
 	}
 	l.started = true

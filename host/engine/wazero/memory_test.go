@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/blockhost/blockhost/host/engine"
+	"github.com/blockhost/blockhost/host/engine/internal/datamerge"
 	"github.com/blockhost/blockhost/internal/testwasm"
 )
 
@@ -125,7 +126,7 @@ func TestSplitImage(t *testing.T) {
 	for _, name := range []string{"merge", "overlap", "drop"} {
 		t.Run(name, func(t *testing.T) {
 			in := testwasm.WAT(t, filepath.Join("testdata", "datamerge", name+".wat"))
-			out, img := splitImage(in)
+			out, img := datamerge.SplitImage(in)
 			if img == nil || len(img)%pageSize != 0 {
 				t.Fatalf("image of %d bytes", len(img))
 			}
@@ -152,7 +153,7 @@ func TestSplitImage(t *testing.T) {
 	for _, name := range []string{"outofbounds", "passive", "global", "extconst", "imported", "multimem"} {
 		t.Run(name, func(t *testing.T) {
 			in := testwasm.WAT(t, filepath.Join("testdata", "datamerge", name+".wat"))
-			if out, img := splitImage(in); img != nil || !bytes.Equal(out, in) {
+			if out, img := datamerge.SplitImage(in); img != nil || !bytes.Equal(out, in) {
 				t.Errorf("changed: image of %d bytes", len(img))
 			}
 		})

@@ -234,7 +234,7 @@ func (e *Engine) Compile(ctx context.Context, wasm []byte) (engine.Module, error
 	if moved, ok, err := exportStart(src); err == nil && ok {
 		src, start = moved, true
 	}
-	src, img := splitImage(src)
+	src, img := datamerge.SplitImage(src)
 	var (
 		cm  wazero.CompiledModule
 		rt  = e.rt

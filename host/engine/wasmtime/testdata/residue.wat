@@ -3,7 +3,8 @@
 ;; start of every 4 KiB of it, over the data segment too. "read" returns 0
 ;; when its memory is as a fresh instance's must be: 48 pages, the data
 ;; segment intact, every other word it looks at zero; otherwise a non-zero
-;; code saying what it found.
+;; code saying what it found. "past" loads the first word past 48 pages,
+;; which must trap however far an earlier instance grew.
 (module
   (memory (export "memory") 48)
   (data (i32.const 1024) "blockhost")
@@ -26,4 +27,6 @@
       (local.set $p (i32.add (local.get $p) (i32.const 4096)))
       (br_if $each (i32.lt_u (local.get $p) (i32.const 0x300000))))
     (if (local.get $seen) (then (return (i32.const 3))))
-    (i32.const 0)))
+    (i32.const 0))
+  (func (export "past") (result i32)
+    (i32.load (i32.const 0x300000))))

@@ -1,17 +1,16 @@
-package wazero
+package datamerge
 
 import "github.com/blockhost/blockhost/host/engine/internal/wasmbin"
 
-// Memory images. wazero instantiates a module by allocating its memory
+// Memory images. An engine instantiates a module by allocating its memory
 // zeroed and then copying every active data segment into it: for a Go
 // module, zeroing ~4 MB and copying ~2 MB in every step, for a step that
-// then touches a small part of either. splitImage moves that work to
+// then touches a small part of either. SplitImage moves that work to
 // load time: it lays the segments out once, in the order instantiation
 // would write them, into an image of the memory's initial contents, and
-// empties the segments in the module wazero compiles. Each instance's
-// memory then starts as the image (memory.go): on Linux a private
-// copy-on-write mapping of it, so that a step pays only for the pages it
-// reads or writes; elsewhere a copy.
+// empties the segments in the module the engine compiles. Each instance's
+// memory then starts as the image, which each engine maps or copies (the
+// wazero engine's memory.go, the wasmtime engine's memory creator).
 //
 // The image describes what instantiation writes exactly when:
 //   - memory 0 is the module's own (not imported), 32-bit, not shared, of
@@ -28,10 +27,10 @@ import "github.com/blockhost/blockhost/host/engine/internal/wasmbin"
 // instantiation in any case (WebAssembly 2.0, 4.5.4), so its bytes are
 // not needed after it.
 
-// splitImage returns wasm with its active data segments emptied and the
+// SplitImage returns wasm with its active data segments emptied and the
 // image of memory they write, its length a multiple of imagePage; or wasm
 // and nil when the conditions above do not hold or no segment has bytes.
-func splitImage(wasm []byte) ([]byte, []byte) {
+func SplitImage(wasm []byte) ([]byte, []byte) {
 	m, err := wasmbin.Parse(wasm)
 	if err != nil {
 		return wasm, nil
@@ -47,7 +46,7 @@ func splitImage(wasm []byte) ([]byte, []byte) {
 	if len(mems) != 1 || mems[0].Is64() || mems[0].Flags&0x02 != 0 || mems[0].PageLog2 != 16 {
 		return wasm, nil
 	}
-	minBytes := mems[0].Min * pageSize
+	minBytes := mems[0].Min * wasmPage
 	segs, err := wasmbin.ReadVec(m.Sections[di], (*wasmbin.Reader).Data)
 	if err != nil {
 		return wasm, nil
@@ -88,4 +87,7 @@ func splitImage(wasm []byte) ([]byte, []byte) {
 // multiple of the host's page on every platform Go supports, so that a
 // mapping of the image ends on a page boundary, and never past the
 // memory's minimum size.
-const imagePage = pageSize
+const imagePage = wasmPage
+
+// wasmPage is WebAssembly's page size.
+const wasmPage = 65536

@@ -1,0 +1,398 @@
+//go:build cgo && linux
+
+// Linear memory for wasmtime instances (memory.go): ranges of address space
+// of our own, each holding a module's memory image mapped private and
+// copy-on-write from a sealed memory file, reused from step to step with
+// only the pages a run changed restored. See memory.go for the contract.
+
+#define _GNU_SOURCE
+#include "shim.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+extern wasmtime_error_t *wasmtime_error_new(const char *);
+extern bool wasmtime_memorytype_isshared(const void *ty);
+
+typedef struct wasmtime_linear_memory {
+	void *env;
+	uint8_t *(*get_memory)(void *env, size_t *byte_size, size_t *byte_capacity);
+	wasmtime_error_t *(*grow_memory)(void *env, size_t new_size);
+	void (*finalizer)(void *);
+} wasmtime_linear_memory_t;
+
+typedef struct wasmtime_memory_creator {
+	void *env;
+	wasmtime_error_t *(*new_memory)(void *env, const void *ty, size_t minimum, size_t maximum,
+		size_t reserved_size_in_bytes, size_t guard_size_in_bytes, wasmtime_linear_memory_t *memory_ret);
+	void (*finalizer)(void *);
+} wasmtime_memory_creator_t;
+
+extern void wasmtime_config_host_memory_creator_set(wasm_config_t *, wasmtime_memory_creator_t *);
+
+#define HOST_PAGE 4096
+// A reservation when wasmtime names none: the whole 32-bit index space.
+#define DEFAULT_RESERVE ((size_t)4 << 30)
+
+// bh_range is a memory's address space: reserved bytes, the first usable
+// of them readable and writable, the rest without access.
+typedef struct bh_range {
+	struct bh_range *next;
+	uint8_t *base;
+	size_t reserved;
+	size_t usable;
+} bh_range;
+
+struct bh_image {
+	pthread_mutex_t mu;
+	// refs counts the module's reference and one per memory alive.
+	int refs;
+	int fd; // sealed memory file holding bytes, or -1
+	uint8_t *bytes;
+	size_t len;
+	bh_range *free;
+	int nfree;
+	bool closed;
+};
+
+// bh_mem is one instance's memory.
+typedef struct bh_mem {
+	bh_range *r;
+	bh_image *img; // NULL for a memory not made for a module's image
+	size_t size;
+	size_t capacity;
+} bh_mem;
+
+static size_t bh_max_kept = 8;
+static size_t bh_max_reset = 16 << 20;
+
+void bh_memory_tune(size_t max_kept) { bh_max_kept = max_kept; }
+
+static __thread bh_image *bh_current;
+
+// Counts for tests: ranges mapped, and ranges unmapped because they could
+// not be reset.
+static uint64_t bh_ranges_mapped, bh_resets_failed;
+
+void bh_memory_stats(uint64_t *mapped, uint64_t *failed) {
+	*mapped = __atomic_load_n(&bh_ranges_mapped, __ATOMIC_RELAXED);
+	*failed = __atomic_load_n(&bh_resets_failed, __ATOMIC_RELAXED);
+}
+
+void bh_image_enter(bh_image *img) { bh_current = img; }
+
+static int bh_pagemap = -1;
+static pthread_once_t bh_pagemap_once = PTHREAD_ONCE_INIT;
+static void bh_open_pagemap(void) { bh_pagemap = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC); }
+
+bh_image *bh_image_new(const uint8_t *bytes, size_t len) {
+	bh_image *img = calloc(1, sizeof(bh_image));
+	if (img == NULL) {
+		return NULL;
+	}
+	pthread_mutex_init(&img->mu, NULL);
+	img->refs = 1;
+	img->fd = -1;
+	if (len > 0) {
+		img->bytes = malloc(len);
+		if (img->bytes == NULL) {
+			free(img);
+			return NULL;
+		}
+		memcpy(img->bytes, bytes, len);
+		img->len = len;
+		int fd = memfd_create("blockhost-wasmtime-image", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+		if (fd >= 0) {
+			size_t done = 0;
+			while (done < len) {
+				ssize_t n = write(fd, bytes + done, len - done);
+				if (n <= 0) {
+					break;
+				}
+				done += (size_t)n;
+			}
+			if (done == len && fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL) == 0) {
+				img->fd = fd;
+			} else {
+				close(fd);
+			}
+		}
+	}
+	return img;
+}
+
+static void bh_range_unmap(bh_range *r) {
+	munmap(r->base, r->reserved);
+	free(r);
+}
+
+static void bh_image_unref(bh_image *img) {
+	pthread_mutex_lock(&img->mu);
+	int refs = --img->refs;
+	bh_range *free_list = NULL;
+	if (refs == 0) {
+		free_list = img->free;
+		img->free = NULL;
+	}
+	pthread_mutex_unlock(&img->mu);
+	if (refs != 0) {
+		return;
+	}
+	while (free_list != NULL) {
+		bh_range *next = free_list->next;
+		bh_range_unmap(free_list);
+		free_list = next;
+	}
+	if (img->fd >= 0) {
+		close(img->fd);
+	}
+	free(img->bytes);
+	pthread_mutex_destroy(&img->mu);
+	free(img);
+}
+
+// bh_image_close drops the module's reference: its free ranges are unmapped
+// now, those in use when their memories are freed.
+void bh_image_close(bh_image *img) {
+	pthread_mutex_lock(&img->mu);
+	img->closed = true;
+	bh_range *free_list = img->free;
+	img->free = NULL;
+	img->nfree = 0;
+	pthread_mutex_unlock(&img->mu);
+	while (free_list != NULL) {
+		bh_range *next = free_list->next;
+		bh_range_unmap(free_list);
+		free_list = next;
+	}
+	bh_image_unref(img);
+}
+
+// bh_range_new reserves reserve bytes and maps img's file at their start.
+static bh_range *bh_range_new(bh_image *img, size_t reserve) {
+	bh_range *r = calloc(1, sizeof(bh_range));
+	if (r == NULL) {
+		return NULL;
+	}
+	void *p = mmap(NULL, reserve, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (p == MAP_FAILED) {
+		free(r);
+		return NULL;
+	}
+	r->base = p;
+	r->reserved = reserve;
+	__atomic_add_fetch(&bh_ranges_mapped, 1, __ATOMIC_RELAXED);
+	if (img != NULL && img->len > 0) {
+		if (img->len > reserve) {
+			bh_range_unmap(r);
+			return NULL;
+		}
+		if (img->fd >= 0) {
+			if (mmap(p, img->len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_FIXED, img->fd, 0) == MAP_FAILED) {
+				bh_range_unmap(r);
+				return NULL;
+			}
+		} else {
+			if (mprotect(p, img->len, PROT_READ | PROT_WRITE) != 0) {
+				bh_range_unmap(r);
+				return NULL;
+			}
+			memcpy(p, img->bytes, img->len);
+		}
+		r->usable = img->len;
+	}
+	return r;
+}
+
+// bh_range_reset restores every page of r that may differ from the image
+// followed by zeros, and makes nothing past the image accessible; false
+// when it cannot (then r is unmapped instead). A page not present was
+// never touched or was dropped, and reads as the file or zeros; a present
+// page still mapped from the file was never written. Every other page is
+// copied from the image or cleared.
+static bool bh_range_reset(bh_range *r, bh_image *img) {
+	pthread_once(&bh_pagemap_once, bh_open_pagemap);
+	if (bh_pagemap < 0 || img->fd < 0 && img->len > 0) {
+		return false;
+	}
+	size_t pages = r->usable / HOST_PAGE;
+	uint64_t buf[512];
+	size_t restored = 0;
+	for (size_t first = 0; first < pages; first += 512) {
+		size_t n = pages - first < 512 ? pages - first : 512;
+		off_t off = (off_t)(((uintptr_t)r->base / HOST_PAGE + first) * 8);
+		if (pread(bh_pagemap, buf, n * 8, off) != (ssize_t)(n * 8)) {
+			return false;
+		}
+		for (size_t i = 0; i < n; i++) {
+			uint64_t e = buf[i];
+			if ((e & ((uint64_t)3 << 62)) == 0 || (e & ((uint64_t)1 << 61)) != 0) {
+				continue;
+			}
+			restored += HOST_PAGE;
+			if (restored > bh_max_reset) {
+				return false;
+			}
+			size_t at = (first + i) * HOST_PAGE;
+			uint8_t *page = r->base + at;
+			if (at < img->len) {
+				size_t k = img->len - at < HOST_PAGE ? img->len - at : HOST_PAGE;
+				memcpy(page, img->bytes + at, k);
+				if (k < HOST_PAGE) {
+					memset(page + k, 0, HOST_PAGE - k);
+				}
+			} else {
+				memset(page, 0, HOST_PAGE);
+			}
+		}
+	}
+	if (r->usable > img->len) {
+		// The pages past the image hold zeros now; they become accessible
+		// again only as the next memory grows over them.
+		if (mprotect(r->base + img->len, r->usable - img->len, PROT_NONE) != 0) {
+			return false;
+		}
+		r->usable = img->len;
+	}
+	return true;
+}
+
+static uint8_t *bh_mem_get(void *env, size_t *size, size_t *capacity) {
+	bh_mem *m = env;
+	*size = m->size;
+	*capacity = m->capacity;
+	return m->r->base;
+}
+
+static wasmtime_error_t *bh_mem_grow(void *env, size_t size) {
+	bh_mem *m = env;
+	if (size > m->capacity) {
+		return wasmtime_error_new("blockhost: memory grown past its reservation");
+	}
+	size_t need = (size + HOST_PAGE - 1) / HOST_PAGE * HOST_PAGE;
+	if (need > m->r->usable) {
+		if (mprotect(m->r->base + m->r->usable, need - m->r->usable, PROT_READ | PROT_WRITE) != 0) {
+			return wasmtime_error_new("blockhost: cannot grow memory");
+		}
+		m->r->usable = need;
+	}
+	if (size > m->size) {
+		m->size = size;
+	}
+	return NULL;
+}
+
+static void bh_mem_free(void *env) {
+	bh_mem *m = env;
+	bh_image *img = m->img;
+	bh_range *r = m->r;
+	free(m);
+	if (img == NULL) {
+		bh_range_unmap(r);
+		return;
+	}
+	pthread_mutex_lock(&img->mu);
+	bool keep = !img->closed && (size_t)img->nfree < bh_max_kept;
+	pthread_mutex_unlock(&img->mu);
+	bool reset = keep && bh_range_reset(r, img);
+	if (keep && !reset) {
+		__atomic_add_fetch(&bh_resets_failed, 1, __ATOMIC_RELAXED);
+	}
+	if (reset) {
+		pthread_mutex_lock(&img->mu);
+		if (!img->closed && (size_t)img->nfree < bh_max_kept) {
+			r->next = img->free;
+			img->free = r;
+			img->nfree++;
+			r = NULL;
+		}
+		pthread_mutex_unlock(&img->mu);
+	}
+	if (r != NULL) {
+		bh_range_unmap(r);
+	}
+	bh_image_unref(img);
+}
+
+static wasmtime_error_t *bh_new_memory(void *env, const void *ty, size_t minimum, size_t maximum,
+	size_t reserved, size_t guard, wasmtime_linear_memory_t *ret) {
+	(void)env;
+	bh_image *img = bh_current;
+	bh_current = NULL; // the image is memory 0's, the first one made
+	if (wasmtime_memorytype_isshared(ty)) {
+		return wasmtime_error_new("blockhost: shared memories are not supported");
+	}
+	size_t capacity = reserved != 0 ? reserved : DEFAULT_RESERVE;
+	if (maximum < capacity && reserved == 0) {
+		capacity = maximum;
+	}
+	if (minimum > capacity) {
+		return wasmtime_error_new("blockhost: memory larger than its reservation");
+	}
+	size_t total = capacity + guard;
+	total = (total + HOST_PAGE - 1) / HOST_PAGE * HOST_PAGE;
+	if (img != NULL && img->len > minimum) {
+		img = NULL; // never: an image lies within the memory's minimum
+	}
+	bh_range *r = NULL;
+	if (img != NULL) {
+		pthread_mutex_lock(&img->mu);
+		for (bh_range **p = &img->free; *p != NULL; p = &(*p)->next) {
+			if ((*p)->reserved == total) {
+				r = *p;
+				*p = r->next;
+				img->nfree--;
+				break;
+			}
+		}
+		img->refs++;
+		pthread_mutex_unlock(&img->mu);
+	}
+	if (r == NULL) {
+		r = bh_range_new(img, total);
+	}
+	if (r == NULL) {
+		if (img != NULL) {
+			bh_image_unref(img);
+		}
+		return wasmtime_error_new("blockhost: cannot reserve memory");
+	}
+	r->next = NULL;
+	bh_mem *m = calloc(1, sizeof(bh_mem));
+	if (m == NULL) {
+		bh_range_unmap(r);
+		if (img != NULL) {
+			bh_image_unref(img);
+		}
+		return wasmtime_error_new("blockhost: out of memory");
+	}
+	m->r = r;
+	m->img = img;
+	m->capacity = capacity;
+	wasmtime_error_t *err = bh_mem_grow(m, minimum);
+	if (err != NULL) {
+		m->img = NULL;
+		bh_mem_free(m);
+		if (img != NULL) {
+			bh_image_unref(img);
+		}
+		return err;
+	}
+	m->size = minimum;
+	ret->env = m;
+	ret->get_memory = bh_mem_get;
+	ret->grow_memory = bh_mem_grow;
+	ret->finalizer = bh_mem_free;
+	return NULL;
+}
+
+void bh_config_memory(wasm_config_t *cfg) {
+	wasmtime_memory_creator_t c = {.env = NULL, .new_memory = bh_new_memory, .finalizer = NULL};
+	wasmtime_config_host_memory_creator_set(cfg, &c);
+}

@@ -1,0 +1,94 @@
+//go:build cgo && linux
+
+package wasmtime
+
+// #include "shim.h"
+import "C"
+
+import (
+	"runtime"
+	"unsafe"
+
+	"github.com/bytecodealliance/wasmtime-go/v39"
+)
+
+// Linear memory. wasmtime's pooling allocator, as its C API configures it,
+// resets a memory slot between instances by zeroing the whole memory and
+// copying the module's data back in (or, with copy-on-write images, by
+// dropping every page the image mapped): for a Go block started from its
+// snapshot, 5.5 MB of memory traffic per step, of which the step itself
+// wrote 49 pages. So the engine makes every linear memory itself
+// (memory.c), as the wazero engine does (host/engine/wazero/memory.go):
+//
+//   - Compile splits the module's data out into an image
+//     (datamerge.SplitImage), held in a sealed memory file; the module
+//     wasmtime compiles has empty segments;
+//   - a memory is address space reserved as wasmtime asks (its
+//     reservation and guard region, so that the bounds checks wasmtime's
+//     code leaves out stay sound), the image mapped private and
+//     copy-on-write at its start, and only its current size accessible;
+//   - when the store is deleted, the pages the run wrote are found
+//     through /proc/self/pagemap and restored from the image (or cleared),
+//     everything past the image is made inaccessible again, and the range
+//     is kept for the module's next instance: at most maxKeptRanges free
+//     ranges per module, the others unmapped.
+//
+// Guarantees: a memory handed to an instance holds exactly the image
+// followed by zeros, accessible exactly up to its size; no range is reused
+// before the store that used it is deleted (the finalizer wasmtime calls
+// then is the only place a range is given back).
+//
+// wasmtime's custom memories come with on-demand instance allocation only,
+// so instances and tables are allocated per instantiation; both are small
+// next to memory for the blocks this host runs.
+
+// memoryCreator is whether the engine makes linear memories itself.
+const memoryCreator = true
+
+// maxKeptRanges is how many free ranges a module keeps between runs.
+var maxKeptRanges = max(8, 4*runtime.GOMAXPROCS(0))
+
+func useMemoryCreator(c *wasmtime.Config) {
+	C.bh_memory_tune(C.size_t(maxKeptRanges))
+	C.bh_config_memory(configPtr(c))
+}
+
+// memImage is a module's image, nil when the C side could not allocate it
+// (its memories are then plain anonymous memory).
+type memImage struct{ p *C.bh_image }
+
+func newMemImage(img []byte) *memImage {
+	var p *C.bh_image
+	if len(img) == 0 {
+		p = C.bh_image_new(nil, 0)
+	} else {
+		p = C.bh_image_new((*C.uint8_t)(unsafe.Pointer(&img[0])), C.size_t(len(img)))
+	}
+	return &memImage{p: p}
+}
+
+func (im *memImage) close() {
+	if im != nil && im.p != nil {
+		C.bh_image_close(im.p)
+		im.p = nil
+	}
+}
+
+// instantiate instantiates mod in store with its memory 0 made from im.
+// The image is named to memory.c in a thread-local variable, so the
+// goroutine stays on its thread from naming it to instantiating.
+func (im *memImage) instantiate(l *wasmtime.Linker, store *wasmtime.Store, mod *wasmtime.Module) (*wasmtime.Instance, error) {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	C.bh_image_enter(im.p)
+	defer C.bh_image_enter(nil)
+	return l.Instantiate(store, mod)
+}
+
+// memoryStats reports how many ranges memory.c mapped and how many it could
+// not reset, since the process started.
+func memoryStats() (mapped, resetFailed uint64) {
+	var m, f C.uint64_t
+	C.bh_memory_stats(&m, &f)
+	return uint64(m), uint64(f)
+}

@@ -1,0 +1,23 @@
+//go:build cgo && !linux
+
+package wasmtime
+
+import "github.com/bytecodealliance/wasmtime-go/v39"
+
+// Elsewhere than Linux wasmtime's pooling allocator makes every memory
+// (memory.go has the Linux design).
+const memoryCreator = false
+
+func useMemoryCreator(*wasmtime.Config) {}
+
+type memImage struct{}
+
+func newMemImage([]byte) *memImage { return nil }
+
+func (im *memImage) close() {}
+
+func (im *memImage) instantiate(l *wasmtime.Linker, store *wasmtime.Store, mod *wasmtime.Module) (*wasmtime.Instance, error) {
+	return l.Instantiate(store, mod)
+}
+
+func memoryStats() (mapped, resetFailed uint64) { return 0, 0 }
