@@ -149,3 +149,27 @@ func vmFlags(t *testing.T, addr uint64) string {
 	t.Fatalf("no mapping holds %#x", addr)
 	return ""
 }
+
+// TestModule_Run_imageBesideGCHeap: a module for which wasmtime makes a
+// memory of its own first (the GC heap an externref table needs) still
+// starts with its data in memory 0, run after run.
+func TestModule_Run_imageBesideGCHeap(t *testing.T) {
+	e := newTestEngine(t)
+	m := compile(t, e, filepath.Join("testdata", "gcheap.wat"))
+	for range 3 {
+		if got, _ := memoryBase(t, m, "read"); got != 'b' {
+			t.Fatalf("memory 0 starts with %d at the data segment, want %d", got, 'b')
+		}
+	}
+}
+
+// TestMemory_pageSize: the memory's reset reads the page map by the
+// kernel's page size, whatever it is.
+func TestMemory_pageSize(t *testing.T) {
+	if !memoryCreator {
+		t.Skip("the engine does not make memories here")
+	}
+	if got, want := pageSizeC(), os.Getpagesize(); got != want {
+		t.Errorf("memory.c pages of %d bytes, the kernel's are %d", got, want)
+	}
+}

@@ -19,6 +19,7 @@
 
 extern wasmtime_error_t *wasmtime_error_new(const char *);
 extern bool wasmtime_memorytype_isshared(const void *ty);
+extern bool wasmtime_memorytype_is64(const void *ty);
 
 typedef struct wasmtime_linear_memory {
 	void *env;
@@ -36,7 +37,10 @@ typedef struct wasmtime_memory_creator {
 
 extern void wasmtime_config_host_memory_creator_set(wasm_config_t *, wasmtime_memory_creator_t *);
 
-#define HOST_PAGE 4096
+// bh_page is the kernel's page size, which /proc/self/pagemap is indexed
+// by: 4 KiB on x86-64, 4, 16 or 64 KiB on arm64.
+static size_t bh_page;
+#define HOST_PAGE bh_page
 // A reservation when wasmtime names none: the whole 32-bit index space.
 #define DEFAULT_RESERVE ((size_t)4 << 30)
 
@@ -44,6 +48,10 @@ extern void wasmtime_config_host_memory_creator_set(wasm_config_t *, wasmtime_me
 // of them readable and writable, the rest without access.
 typedef struct bh_range {
 	struct bh_range *next;
+	// map is the mapping, map_len its length: a guard region, then the
+	// memory at base, reserved bytes and wasmtime's guard region.
+	uint8_t *map;
+	size_t map_len;
 	uint8_t *base;
 	size_t reserved;
 	size_t usable;
@@ -70,6 +78,10 @@ typedef struct bh_mem {
 } bh_mem;
 
 static size_t bh_max_kept = 8;
+// bh_kept counts free ranges kept by every image, which bh_max_kept_total
+// bounds: each holds address space (4 GiB and guards) and up to
+// bh_max_reset bytes resident.
+static size_t bh_kept, bh_max_kept_total = 256;
 static size_t bh_max_reset = 16 << 20;
 
 void bh_memory_tune(size_t max_kept) { bh_max_kept = max_kept; }
@@ -87,9 +99,23 @@ void bh_memory_stats(uint64_t *mapped, uint64_t *failed) {
 
 void bh_image_enter(bh_image *img) { bh_current = img; }
 
+bool bh_image_leave(void) {
+	bool pending = bh_current != NULL && bh_current->len > 0;
+	bh_current = NULL;
+	return pending;
+}
+
 static int bh_pagemap = -1;
 static pthread_once_t bh_pagemap_once = PTHREAD_ONCE_INIT;
 static void bh_open_pagemap(void) { bh_pagemap = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC); }
+
+static pthread_once_t bh_page_once = PTHREAD_ONCE_INIT;
+static void bh_init_page(void) { bh_page = (size_t)sysconf(_SC_PAGESIZE); }
+
+size_t bh_page_size(void) {
+	pthread_once(&bh_page_once, bh_init_page);
+	return bh_page;
+}
 
 bh_image *bh_image_new(const uint8_t *bytes, size_t len) {
 	bh_image *img = calloc(1, sizeof(bh_image));
@@ -128,8 +154,18 @@ bh_image *bh_image_new(const uint8_t *bytes, size_t len) {
 }
 
 static void bh_range_unmap(bh_range *r) {
-	munmap(r->base, r->reserved);
+	munmap(r->map, r->map_len);
 	free(r);
+}
+
+// bh_unmap_free unmaps a free list taken off its image.
+static void bh_unmap_free(bh_range *r) {
+	while (r != NULL) {
+		bh_range *next = r->next;
+		__atomic_sub_fetch(&bh_kept, 1, __ATOMIC_RELAXED);
+		bh_range_unmap(r);
+		r = next;
+	}
 }
 
 static void bh_image_unref(bh_image *img) {
@@ -144,11 +180,7 @@ static void bh_image_unref(bh_image *img) {
 	if (refs != 0) {
 		return;
 	}
-	while (free_list != NULL) {
-		bh_range *next = free_list->next;
-		bh_range_unmap(free_list);
-		free_list = next;
-	}
+	bh_unmap_free(free_list);
 	if (img->fd >= 0) {
 		close(img->fd);
 	}
@@ -166,26 +198,29 @@ void bh_image_close(bh_image *img) {
 	img->free = NULL;
 	img->nfree = 0;
 	pthread_mutex_unlock(&img->mu);
-	while (free_list != NULL) {
-		bh_range *next = free_list->next;
-		bh_range_unmap(free_list);
-		free_list = next;
-	}
+	bh_unmap_free(free_list);
 	bh_image_unref(img);
 }
 
-// bh_range_new reserves reserve bytes and maps img's file at their start.
-static bh_range *bh_range_new(bh_image *img, size_t reserve) {
+// bh_range_new reserves reserve bytes, behind a guard region of pre
+// bytes, and maps img's file at their start.
+static bh_range *bh_range_new(bh_image *img, size_t pre, size_t reserve) {
 	bh_range *r = calloc(1, sizeof(bh_range));
 	if (r == NULL) {
 		return NULL;
 	}
-	void *p = mmap(NULL, reserve, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (pre > SIZE_MAX - reserve) {
+		free(r);
+		return NULL;
+	}
+	void *p = mmap(NULL, pre + reserve, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 	if (p == MAP_FAILED) {
 		free(r);
 		return NULL;
 	}
-	r->base = p;
+	r->map = p;
+	r->map_len = pre + reserve;
+	r->base = (uint8_t *)p + pre;
 	r->reserved = reserve;
 	__atomic_add_fetch(&bh_ranges_mapped, 1, __ATOMIC_RELAXED);
 	if (img != NULL && img->len > 0) {
@@ -194,16 +229,16 @@ static bh_range *bh_range_new(bh_image *img, size_t reserve) {
 			return NULL;
 		}
 		if (img->fd >= 0) {
-			if (mmap(p, img->len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_FIXED, img->fd, 0) == MAP_FAILED) {
+			if (mmap(r->base, img->len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_FIXED, img->fd, 0) == MAP_FAILED) {
 				bh_range_unmap(r);
 				return NULL;
 			}
 		} else {
-			if (mprotect(p, img->len, PROT_READ | PROT_WRITE) != 0) {
+			if (mprotect(r->base, img->len, PROT_READ | PROT_WRITE) != 0) {
 				bh_range_unmap(r);
 				return NULL;
 			}
-			memcpy(p, img->bytes, img->len);
+			memcpy(r->base, img->bytes, img->len);
 		}
 		r->usable = img->len;
 	}
@@ -218,7 +253,7 @@ static bh_range *bh_range_new(bh_image *img, size_t reserve) {
 // copied from the image or cleared.
 static bool bh_range_reset(bh_range *r, bh_image *img) {
 	pthread_once(&bh_pagemap_once, bh_open_pagemap);
-	if (bh_pagemap < 0 || img->fd < 0 && img->len > 0) {
+	if (bh_pagemap < 0 || (img->fd < 0 && img->len > 0)) {
 		return false;
 	}
 	size_t pages = r->usable / HOST_PAGE;
@@ -298,7 +333,8 @@ static void bh_mem_free(void *env) {
 		return;
 	}
 	pthread_mutex_lock(&img->mu);
-	bool keep = !img->closed && (size_t)img->nfree < bh_max_kept;
+	bool keep = !img->closed && (size_t)img->nfree < bh_max_kept &&
+		__atomic_load_n(&bh_kept, __ATOMIC_RELAXED) < bh_max_kept_total;
 	pthread_mutex_unlock(&img->mu);
 	bool reset = keep && bh_range_reset(r, img);
 	if (keep && !reset) {
@@ -310,6 +346,7 @@ static void bh_mem_free(void *env) {
 			r->next = img->free;
 			img->free = r;
 			img->nfree++;
+			__atomic_add_fetch(&bh_kept, 1, __ATOMIC_RELAXED);
 			r = NULL;
 		}
 		pthread_mutex_unlock(&img->mu);
@@ -323,8 +360,16 @@ static void bh_mem_free(void *env) {
 static wasmtime_error_t *bh_new_memory(void *env, const void *ty, size_t minimum, size_t maximum,
 	size_t reserved, size_t guard, wasmtime_linear_memory_t *ret) {
 	(void)env;
+	// The image is memory 0's: the first memory made that can hold it. A
+	// memory wasmtime makes for itself first (a GC heap, of no minimum
+	// size) leaves it for the next; bh_image_leave reports an image no
+	// memory took.
 	bh_image *img = bh_current;
-	bh_current = NULL; // the image is memory 0's, the first one made
+	if (img != NULL && (img->len > minimum || wasmtime_memorytype_is64(ty))) {
+		img = NULL;
+	} else {
+		bh_current = NULL;
+	}
 	if (wasmtime_memorytype_isshared(ty)) {
 		return wasmtime_error_new("blockhost: shared memories are not supported");
 	}
@@ -335,19 +380,22 @@ static wasmtime_error_t *bh_new_memory(void *env, const void *ty, size_t minimum
 	if (minimum > capacity) {
 		return wasmtime_error_new("blockhost: memory larger than its reservation");
 	}
-	size_t total = capacity + guard;
-	total = (total + HOST_PAGE - 1) / HOST_PAGE * HOST_PAGE;
-	if (img != NULL && img->len > minimum) {
-		img = NULL; // never: an image lies within the memory's minimum
+	if (guard > SIZE_MAX - capacity) {
+		return wasmtime_error_new("blockhost: memory reservation too large");
 	}
+	size_t total = (capacity + guard + HOST_PAGE - 1) / HOST_PAGE * HOST_PAGE;
+	// A guard region before the memory too, as wasmtime's own memories
+	// have: no access the compiled code makes needs it.
+	size_t pre = (guard + HOST_PAGE - 1) / HOST_PAGE * HOST_PAGE;
 	bh_range *r = NULL;
 	if (img != NULL) {
 		pthread_mutex_lock(&img->mu);
 		for (bh_range **p = &img->free; *p != NULL; p = &(*p)->next) {
-			if ((*p)->reserved == total) {
+			if ((*p)->reserved == total && (size_t)((*p)->base - (*p)->map) == pre) {
 				r = *p;
 				*p = r->next;
 				img->nfree--;
+				__atomic_sub_fetch(&bh_kept, 1, __ATOMIC_RELAXED);
 				break;
 			}
 		}
@@ -355,7 +403,7 @@ static wasmtime_error_t *bh_new_memory(void *env, const void *ty, size_t minimum
 		pthread_mutex_unlock(&img->mu);
 	}
 	if (r == NULL) {
-		r = bh_range_new(img, total);
+		r = bh_range_new(img, pre, total);
 	}
 	if (r == NULL) {
 		if (img != NULL) {
@@ -393,6 +441,7 @@ static wasmtime_error_t *bh_new_memory(void *env, const void *ty, size_t minimum
 }
 
 void bh_config_memory(wasm_config_t *cfg) {
+	bh_page_size();
 	wasmtime_memory_creator_t c = {.env = NULL, .new_memory = bh_new_memory, .finalizer = NULL};
 	wasmtime_config_host_memory_creator_set(cfg, &c);
 }

@@ -6,6 +6,7 @@ package wasmtime
 import "C"
 
 import (
+	"errors"
 	"runtime"
 	"unsafe"
 
@@ -27,11 +28,14 @@ import (
 //     reservation and guard region, so that the bounds checks wasmtime's
 //     code leaves out stay sound), the image mapped private and
 //     copy-on-write at its start, and only its current size accessible;
-//   - when the store is deleted, the pages the run wrote are found
-//     through /proc/self/pagemap and restored from the image (or cleared),
+//   - when the store is deleted, the pages no longer the image file's own
+//     (those this run or an earlier one in the range wrote) are found
+//     through /proc/self/pagemap, by the kernel's page size, and restored
+//     from the image (or cleared),
 //     everything past the image is made inaccessible again, and the range
 //     is kept for the module's next instance: at most maxKeptRanges free
-//     ranges per module, the others unmapped.
+//     ranges per module and 256 in the process, the others unmapped, as is
+//     a range holding more than 16 MiB to restore.
 //
 // Guarantees: a memory handed to an instance holds exactly the image
 // followed by zeros, accessible exactly up to its size; no range is reused
@@ -53,18 +57,26 @@ func useMemoryCreator(c *wasmtime.Config) {
 	C.bh_config_memory(configPtr(c))
 }
 
-// memImage is a module's image, nil when the C side could not allocate it
-// (its memories are then plain anonymous memory).
+// memImage is a module's image.
 type memImage struct{ p *C.bh_image }
 
-func newMemImage(img []byte) *memImage {
+// errNoImage is a module's image the engine could not allocate, or one
+// no memory took at instantiation: the module was compiled with its data
+// split out, so it must not run without it.
+var errNoImage = errors.New("wasmtime: the module's memory image could not be applied")
+
+// newMemImage holds img (possibly empty) for the module's memories.
+func newMemImage(img []byte) (*memImage, error) {
 	var p *C.bh_image
 	if len(img) == 0 {
 		p = C.bh_image_new(nil, 0)
 	} else {
 		p = C.bh_image_new((*C.uint8_t)(unsafe.Pointer(&img[0])), C.size_t(len(img)))
 	}
-	return &memImage{p: p}
+	if p == nil {
+		return nil, errNoImage
+	}
+	return &memImage{p: p}, nil
 }
 
 func (im *memImage) close() {
@@ -76,14 +88,22 @@ func (im *memImage) close() {
 
 // instantiate instantiates mod in store with its memory 0 made from im.
 // The image is named to memory.c in a thread-local variable, so the
-// goroutine stays on its thread from naming it to instantiating.
+// goroutine stays on its thread from naming it to instantiating. An image
+// that no memory took fails the run rather than leave the guest without
+// its data.
 func (im *memImage) instantiate(l *wasmtime.Linker, store *wasmtime.Store, mod *wasmtime.Module) (*wasmtime.Instance, error) {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
 	C.bh_image_enter(im.p)
-	defer C.bh_image_enter(nil)
-	return l.Instantiate(store, mod)
+	inst, err := l.Instantiate(store, mod)
+	if untaken := bool(C.bh_image_leave()); untaken && err == nil {
+		return nil, errNoImage
+	}
+	return inst, err
 }
+
+// pageSize is the page size memory.c restores pages by.
+func pageSizeC() int { return int(C.bh_page_size()) }
 
 // memoryStats reports how many ranges memory.c mapped and how many it could
 // not reset, since the process started.

@@ -12,7 +12,9 @@ func useMemoryCreator(*wasmtime.Config) {}
 
 type memImage struct{}
 
-func newMemImage([]byte) *memImage { return nil }
+func newMemImage([]byte) (*memImage, error) { return nil, nil }
+
+func pageSizeC() int { return 0 }
 
 func (im *memImage) close() {}
 

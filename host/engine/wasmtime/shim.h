@@ -87,9 +87,13 @@ void bh_config_memory(wasm_config_t *cfg);
 bh_image *bh_image_new(const uint8_t *bytes, size_t len);
 // bh_image_close drops the module's reference to img.
 void bh_image_close(bh_image *img);
-// bh_image_enter makes img the image of the next memory this thread's
-// instantiation creates (NULL: none).
+// bh_image_enter makes img the image of the first memory this thread's
+// instantiation creates that can hold it (NULL: none); bh_image_leave
+// clears it and reports whether a non-empty image was left untaken.
 void bh_image_enter(bh_image *img);
+bool bh_image_leave(void);
+// bh_page_size is the kernel's page size, the unit of the page map.
+size_t bh_page_size(void);
 // bh_memory_stats reports how many ranges were mapped and how many could
 // not be reset, since the process started.
 void bh_memory_stats(uint64_t *mapped, uint64_t *failed);

@@ -391,7 +391,12 @@ func (e *Engine) Compile(ctx context.Context, wasm []byte) (engine.Module, error
 			// sections alone, which the growth hook leaves as they are.
 			merged, _ := mergeData(wasm)
 			_, img := splitData(merged)
-			m.image = newMemImage(img)
+			image, err := newMemImage(img)
+			if err != nil {
+				m.mod.Close()
+				return nil, err
+			}
+			m.image = image
 		}
 	}
 	if m.mod == nil {
@@ -418,7 +423,10 @@ func (e *Engine) Compile(ctx context.Context, wasm []byte) (engine.Module, error
 			return nil, errors.New(trimError(err))
 		}
 		m.mod = mod
-		m.image = newMemImage(img)
+		if m.image, err = newMemImage(img); err != nil {
+			mod.Close()
+			return nil, err
+		}
 		if e.cache != nil && m.analysed {
 			e.cache.store(mod, wasm)
 		}
