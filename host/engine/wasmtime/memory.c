@@ -55,6 +55,10 @@ typedef struct bh_range {
 	uint8_t *base;
 	size_t reserved;
 	size_t usable;
+	// floor is the initial size of the memory that last used the range:
+	// the reset leaves that much accessible, since the module's next memory
+	// starts at the same size.
+	size_t floor;
 } bh_range;
 
 struct bh_image {
@@ -287,13 +291,14 @@ static bool bh_range_reset(bh_range *r, bh_image *img) {
 			}
 		}
 	}
-	if (r->usable > img->len) {
-		// The pages past the image hold zeros now; they become accessible
-		// again only as the next memory grows over them.
-		if (mprotect(r->base + img->len, r->usable - img->len, PROT_NONE) != 0) {
+	size_t keep = r->floor > img->len ? r->floor : img->len;
+	if (r->usable > keep) {
+		// The pages past the memory's initial size hold zeros now; they
+		// become accessible again only as the next memory grows over them.
+		if (mprotect(r->base + keep, r->usable - keep, PROT_NONE) != 0) {
 			return false;
 		}
-		r->usable = img->len;
+		r->usable = keep;
 	}
 	return true;
 }
@@ -423,6 +428,21 @@ static wasmtime_error_t *bh_new_memory(void *env, const void *ty, size_t minimum
 	m->r = r;
 	m->img = img;
 	m->capacity = capacity;
+	// A reused range is accessible up to the initial size of the memory
+	// that used it last; nothing past this memory's own may stay so.
+	size_t need = (minimum + HOST_PAGE - 1) / HOST_PAGE * HOST_PAGE;
+	if (r->usable > need) {
+		if (mprotect(r->base + need, r->usable - need, PROT_NONE) != 0) {
+			m->img = NULL;
+			bh_mem_free(m);
+			if (img != NULL) {
+				bh_image_unref(img);
+			}
+			return wasmtime_error_new("blockhost: cannot protect memory");
+		}
+		r->usable = need;
+	}
+	r->floor = need;
 	wasmtime_error_t *err = bh_mem_grow(m, minimum);
 	if (err != NULL) {
 		m->img = NULL;
