@@ -250,7 +250,8 @@ static bh_range *bh_range_new(bh_image *img, size_t pre, size_t reserve) {
 }
 
 // bh_range_reset restores every page of r that may differ from the image
-// followed by zeros, and makes nothing past the image accessible; false
+// followed by zeros, and makes nothing past the initial size of the memory
+// that used it accessible (nor past the image); false
 // when it cannot (then r is unmapped instead). A page not present was
 // never touched or was dropped, and reads as the file or zeros; a present
 // page still mapped from the file was never written. Every other page is

@@ -32,7 +32,7 @@ import (
 //     (those this run or an earlier one in the range wrote) are found
 //     through /proc/self/pagemap, by the kernel's page size, and restored
 //     from the image (or cleared),
-//     everything past the image is made inaccessible again, and the range
+//     everything past the memory's initial size is made inaccessible again, and the range
 //     is kept for the module's next instance: at most maxKeptRanges free
 //     ranges per module and 256 in the process, the others unmapped, as is
 //     a range holding more than 16 MiB to restore.
