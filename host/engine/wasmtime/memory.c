@@ -92,14 +92,6 @@ void bh_memory_tune(size_t max_kept) { bh_max_kept = max_kept; }
 
 static __thread bh_image *bh_current;
 
-// Counts for tests: ranges mapped, and ranges unmapped because they could
-// not be reset.
-static uint64_t bh_ranges_mapped, bh_resets_failed;
-
-void bh_memory_stats(uint64_t *mapped, uint64_t *failed) {
-	*mapped = __atomic_load_n(&bh_ranges_mapped, __ATOMIC_RELAXED);
-	*failed = __atomic_load_n(&bh_resets_failed, __ATOMIC_RELAXED);
-}
 
 void bh_image_enter(bh_image *img) { bh_current = img; }
 
@@ -226,7 +218,6 @@ static bh_range *bh_range_new(bh_image *img, size_t pre, size_t reserve) {
 	r->map_len = pre + reserve;
 	r->base = (uint8_t *)p + pre;
 	r->reserved = reserve;
-	__atomic_add_fetch(&bh_ranges_mapped, 1, __ATOMIC_RELAXED);
 	if (img != NULL && img->len > 0) {
 		if (img->len > reserve) {
 			bh_range_unmap(r);
@@ -342,11 +333,7 @@ static void bh_mem_free(void *env) {
 	bool keep = !img->closed && (size_t)img->nfree < bh_max_kept &&
 		__atomic_load_n(&bh_kept, __ATOMIC_RELAXED) < bh_max_kept_total;
 	pthread_mutex_unlock(&img->mu);
-	bool reset = keep && bh_range_reset(r, img);
-	if (keep && !reset) {
-		__atomic_add_fetch(&bh_resets_failed, 1, __ATOMIC_RELAXED);
-	}
-	if (reset) {
+	if (keep && bh_range_reset(r, img)) {
 		pthread_mutex_lock(&img->mu);
 		if (!img->closed && (size_t)img->nfree < bh_max_kept) {
 			r->next = img->free;
@@ -431,27 +418,18 @@ static wasmtime_error_t *bh_new_memory(void *env, const void *ty, size_t minimum
 	m->capacity = capacity;
 	// A reused range is accessible up to the initial size of the memory
 	// that used it last; nothing past this memory's own may stay so.
+	wasmtime_error_t *err = NULL;
 	size_t need = (minimum + HOST_PAGE - 1) / HOST_PAGE * HOST_PAGE;
 	if (r->usable > need) {
 		if (mprotect(r->base + need, r->usable - need, PROT_NONE) != 0) {
-			m->img = NULL;
-			bh_mem_free(m);
-			if (img != NULL) {
-				bh_image_unref(img);
-			}
-			return wasmtime_error_new("blockhost: cannot protect memory");
+			err = wasmtime_error_new("blockhost: cannot protect memory");
+			goto fail;
 		}
 		r->usable = need;
 	}
 	r->floor = need;
-	wasmtime_error_t *err = bh_mem_grow(m, minimum);
-	if (err != NULL) {
-		m->img = NULL;
-		bh_mem_free(m);
-		if (img != NULL) {
-			bh_image_unref(img);
-		}
-		return err;
+	if ((err = bh_mem_grow(m, minimum)) != NULL) {
+		goto fail;
 	}
 	m->size = minimum;
 	ret->env = m;
@@ -459,6 +437,15 @@ static wasmtime_error_t *bh_new_memory(void *env, const void *ty, size_t minimum
 	ret->grow_memory = bh_mem_grow;
 	ret->finalizer = bh_mem_free;
 	return NULL;
+
+fail:
+	// The range is unmapped, not kept: nothing is known of its state.
+	m->img = NULL;
+	bh_mem_free(m);
+	if (img != NULL) {
+		bh_image_unref(img);
+	}
+	return err;
 }
 
 void bh_config_memory(wasm_config_t *cfg) {

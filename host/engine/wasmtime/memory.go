@@ -31,11 +31,11 @@ import (
 //   - when the store is deleted, the pages no longer the image file's own
 //     (those this run or an earlier one in the range wrote) are found
 //     through /proc/self/pagemap, by the kernel's page size, and restored
-//     from the image (or cleared),
-//     everything past the memory's initial size is made inaccessible again, and the range
-//     is kept for the module's next instance: at most maxKeptRanges free
-//     ranges per module and 256 in the process, the others unmapped, as is
-//     a range holding more than 16 MiB to restore.
+//     from the image (or cleared), everything past the memory's initial
+//     size is made inaccessible again, and the range is kept for the
+//     module's next instance: at most maxKeptRanges free ranges per module
+//     and 256 in the process, the others unmapped, as is a range holding
+//     more than 16 MiB to restore.
 //
 // Guarantees: a memory handed to an instance holds exactly the image
 // followed by zeros, accessible exactly up to its size; no range is reused
@@ -102,13 +102,5 @@ func (im *memImage) instantiate(l *wasmtime.Linker, store *wasmtime.Store, mod *
 	return inst, err
 }
 
-// pageSize is the page size memory.c restores pages by.
+// pageSizeC is the page size memory.c restores pages by.
 func pageSizeC() int { return int(C.bh_page_size()) }
-
-// memoryStats reports how many ranges memory.c mapped and how many it could
-// not reset, since the process started.
-func memoryStats() (mapped, resetFailed uint64) {
-	var m, f C.uint64_t
-	C.bh_memory_stats(&m, &f)
-	return uint64(m), uint64(f)
-}

@@ -94,9 +94,6 @@ void bh_image_enter(bh_image *img);
 bool bh_image_leave(void);
 // bh_page_size is the kernel's page size, the unit of the page map.
 size_t bh_page_size(void);
-// bh_memory_stats reports how many ranges were mapped and how many could
-// not be reset, since the process started.
-void bh_memory_stats(uint64_t *mapped, uint64_t *failed);
 // bh_memory_tune sets how many free ranges an image keeps.
 void bh_memory_tune(size_t max_kept);
 
