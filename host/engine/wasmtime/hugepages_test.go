@@ -6,6 +6,7 @@ import (
 	"bufio"
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -15,6 +16,7 @@ import (
 	"unsafe"
 
 	"github.com/blockhost/blockhost/host/engine"
+	"github.com/blockhost/blockhost/host/engine/internal/residency"
 )
 
 // memoryBase runs entry of m and returns its result and the address of
@@ -171,5 +173,71 @@ func TestMemory_pageSize(t *testing.T) {
 	}
 	if got, want := pageSizeC(), os.Getpagesize(); got != want {
 		t.Errorf("memory.c pages of %d bytes, the kernel's are %d", got, want)
+	}
+}
+
+// TestMemory_prefault: a fresh range holds resident, before the guest
+// touches anything, the image's pages mapped from its file (not copied).
+// A range the module may keep holds nothing else; a range made for a
+// burst (as many memories alive as the module keeps ranges) has the first
+// 2 MiB past the image faulted in, zero, the rest of the memory, initial
+// or grown, not at all, and is not kept after its run.
+func TestMemory_prefault(t *testing.T) {
+	if !memoryCreator {
+		t.Skip("the engine does not make memories here")
+	}
+	for _, burst := range []bool{false, true} {
+		t.Run(fmt.Sprintf("burst=%v", burst), func(t *testing.T) {
+			e := newTestEngine(t)
+			e.stopCloser()
+			m := compile(t, e, filepath.Join("testdata", "prefault.wat"))
+			prefaulted := 0
+			defer setMaxKeptC(maxKeptRanges)
+			if burst {
+				setMaxKeptC(0)
+				prefaulted = 2 << 20
+			}
+			// run checks that the memory is fresh, with prefaulted bytes
+			// past the image faulted in (no check when prefaulted < 0),
+			// and returns its address.
+			run := func(prefaulted int) uintptr {
+				var base uintptr
+				_, err := m.Run(context.Background(), engine.RunConfig{
+					Entry: []string{"grow"},
+					Capture: func(inst engine.Instance) error {
+						// The range is taken: the module could keep it.
+						setMaxKeptC(maxKeptRanges)
+						mem := inst.Memory()
+						if len(mem) != 128*65536 {
+							return fmt.Errorf("memory of %#x bytes, want it grown to 8 MiB", len(mem))
+						}
+						base = uintptr(unsafe.Pointer(&mem[0]))
+						if prefaulted < 0 {
+							return nil
+						}
+						return residency.CheckFresh(mem, 65536, prefaulted)
+					},
+				})
+				if errors.Is(err, residency.ErrUnavailable) {
+					t.Skip(err)
+				}
+				if err != nil {
+					t.Fatal(err)
+				}
+				return base
+			}
+			first := run(prefaulted)
+			// With the closer stopped, the run deleted its store: a range
+			// kept is the next run's, at the same address. After a burst's
+			// run, the next run's range is a fresh one, not a burst's: the
+			// burst's range kept would still hold its prefaulted pages (an
+			// address alone proves nothing there: the kernel may map a new
+			// range where one was unmapped).
+			if burst {
+				run(0)
+			} else if run(-1) != first {
+				t.Fatal("the next run did not reuse the range")
+			}
+		})
 	}
 }

@@ -35,7 +35,11 @@ import (
 //     size is made inaccessible again, and the range is kept for the
 //     module's next instance: at most maxKeptRanges free ranges per module
 //     and 256 in the process, the others unmapped, as is a range holding
-//     more than 16 MiB to restore.
+//     more than 16 MiB to restore;
+//   - a range made while the module has as many memories alive as it keeps
+//     free ranges (one of a burst's, never kept) is prefaulted: its image
+//     mapped read-only, and up to 2 MiB past it faulted in as it becomes
+//     accessible, each in one call rather than a fault a page.
 //
 // Guarantees: a memory handed to an instance holds exactly the image
 // followed by zeros, accessible exactly up to its size; no range is reused
@@ -104,3 +108,6 @@ func (im *memImage) instantiate(l *wasmtime.Linker, store *wasmtime.Store, mod *
 
 // pageSizeC is the page size memory.c restores pages by.
 func pageSizeC() int { return int(C.bh_page_size()) }
+
+// setMaxKeptC sets how many free ranges a module keeps, for tests.
+func setMaxKeptC(n int) { C.bh_memory_tune(C.size_t(n)) }

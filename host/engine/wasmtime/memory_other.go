@@ -16,6 +16,8 @@ func newMemImage([]byte) (*memImage, error) { return nil, nil }
 
 func pageSizeC() int { return 0 }
 
+func setMaxKeptC(int) {}
+
 func (im *memImage) close() {}
 
 func (im *memImage) instantiate(l *wasmtime.Linker, store *wasmtime.Store, mod *wasmtime.Module) (*wasmtime.Instance, error) {

@@ -3,10 +3,15 @@
 package wazero
 
 import (
+	"context"
 	"errors"
+	"fmt"
 	"testing"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/blockhost/blockhost/host/engine"
+	"github.com/blockhost/blockhost/host/engine/internal/residency"
 )
 
 // checkRangesUsed checks that runs used mapped ranges, and reused them,
@@ -83,5 +88,51 @@ func TestImage_sealed(t *testing.T) {
 	}
 	if err := unix.Ftruncate(im.fd, 2*pageSize); !errors.Is(err, unix.EPERM) {
 		t.Errorf("grow the image's file: %v, want EPERM", err)
+	}
+}
+
+// TestMemory_prefault checks what a fresh range holds resident before the
+// guest touches anything. The image's pages are mapped from its file (not
+// copied). A range the pool may keep holds nothing else; a range made
+// for a burst (more live than the pool keeps) has the first maxPrefault
+// bytes past the image faulted in, zero, the rest of the memory, initial
+// or grown, not at all, and is unmapped when its run ends.
+func TestMemory_prefault(t *testing.T) {
+	for _, burst := range []bool{false, true} {
+		t.Run(fmt.Sprintf("burst=%v", burst), func(t *testing.T) {
+			kept, prefaulted := maxKept, 0
+			defer func() { maxKept = kept }()
+			if burst {
+				maxKept, prefaulted = 0, maxPrefault
+			}
+			m, err := newTestEngine(t).Compile(context.Background(), memoryFixture(t, "prefault"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer m.Close(context.Background())
+			_, err = m.Run(context.Background(), engine.RunConfig{
+				Entry: []string{"grow"},
+				Capture: func(inst engine.Instance) error {
+					// The range is taken: the pool could keep it again.
+					maxKept = kept
+					if mem := inst.Memory(); len(mem) != 128*65536 {
+						return fmt.Errorf("memory of %#x bytes, want it grown to 8 MiB", len(mem))
+					}
+					return residency.CheckFresh(inst.Memory(), 65536, prefaulted)
+				},
+			})
+			if errors.Is(err, residency.ErrUnavailable) {
+				t.Skip(err)
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			p := m.(*module).mem
+			p.mu.Lock()
+			defer p.mu.Unlock()
+			if kept := len(p.free) == 1 && p.live == 1; kept == burst {
+				t.Fatalf("after the run, %d ranges live, %d free; want the range kept: %v", p.live, len(p.free), !burst)
+			}
+		})
 	}
 }
