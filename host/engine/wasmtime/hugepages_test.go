@@ -12,6 +12,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"unsafe"
 
@@ -176,12 +177,12 @@ func TestMemory_pageSize(t *testing.T) {
 	}
 }
 
-// TestMemory_prefault: a fresh range holds resident, before the guest
-// touches anything, the image's pages mapped from its file (not copied).
-// A range the module may keep holds nothing else; a range made for a
-// burst (as many memories alive as the module keeps ranges) has the first
-// 2 MiB past the image faulted in, zero, the rest of the memory, initial
-// or grown, not at all, and is not kept after its run.
+// TestMemory_prefault: what a fresh range holds resident before the guest
+// touches anything. A range the module may keep holds nothing; a range
+// made for a burst (more memories alive than burstAt) has its image's
+// pages mapped from its file (not copied) and the first 2 MiB past the
+// image faulted in, zero, the rest of the memory, initial or grown, not at
+// all, and is not kept after its run.
 func TestMemory_prefault(t *testing.T) {
 	if !memoryCreator {
 		t.Skip("the engine does not make memories here")
@@ -191,22 +192,22 @@ func TestMemory_prefault(t *testing.T) {
 			e := newTestEngine(t)
 			e.stopCloser()
 			m := compile(t, e, filepath.Join("testdata", "prefault.wat"))
-			prefaulted := 0
-			defer setMaxKeptC(maxKeptRanges)
+			mapped, prefaulted := 0, 0
+			defer tuneMemoryC(maxKeptRanges, burstAt(maxKeptRanges))
 			if burst {
-				setMaxKeptC(0)
-				prefaulted = 2 << 20
+				tuneMemoryC(maxKeptRanges, 0)
+				mapped, prefaulted = 65536, 2<<20
 			}
-			// run checks that the memory is fresh, with prefaulted bytes
-			// past the image faulted in (no check when prefaulted < 0),
-			// and returns its address.
-			run := func(prefaulted int) uintptr {
+			// run checks that the memory is fresh, its first mapped bytes
+			// mapped and prefaulted bytes past the image faulted in (no
+			// check when prefaulted < 0), and returns its address.
+			run := func(mapped, prefaulted int) uintptr {
 				var base uintptr
 				_, err := m.Run(context.Background(), engine.RunConfig{
 					Entry: []string{"grow"},
 					Capture: func(inst engine.Instance) error {
-						// The range is taken: the module could keep it.
-						setMaxKeptC(maxKeptRanges)
+						// The range is taken: the next is not a burst's.
+						tuneMemoryC(maxKeptRanges, burstAt(maxKeptRanges))
 						mem := inst.Memory()
 						if len(mem) != 128*65536 {
 							return fmt.Errorf("memory of %#x bytes, want it grown to 8 MiB", len(mem))
@@ -215,7 +216,7 @@ func TestMemory_prefault(t *testing.T) {
 						if prefaulted < 0 {
 							return nil
 						}
-						return residency.CheckFresh(mem, 65536, prefaulted)
+						return residency.CheckFresh(mem, 65536, mapped, prefaulted)
 					},
 				})
 				if errors.Is(err, residency.ErrUnavailable) {
@@ -226,7 +227,7 @@ func TestMemory_prefault(t *testing.T) {
 				}
 				return base
 			}
-			first := run(prefaulted)
+			first := run(mapped, prefaulted)
 			// With the closer stopped, the run deleted its store: a range
 			// kept is the next run's, at the same address. After a burst's
 			// run, the next run's range is a fresh one, not a burst's: the
@@ -234,10 +235,51 @@ func TestMemory_prefault(t *testing.T) {
 			// address alone proves nothing there: the kernel may map a new
 			// range where one was unmapped).
 			if burst {
-				run(0)
-			} else if run(-1) != first {
+				run(0, 0)
+			} else if run(-1, -1) != first {
 				t.Fatal("the next run did not reuse the range")
 			}
 		})
+	}
+}
+
+// TestMemory_prefaultNotForReturnedRuns: memories alive beyond the ranges
+// a module keeps, but no more than returned runs' stores may hold while
+// they wait for the closer, do not make a burst: a steady batch whose
+// stores wait a moment must still get ranges it can keep, not prefaulted
+// ones it must unmap.
+func TestMemory_prefaultNotForReturnedRuns(t *testing.T) {
+	if !memoryCreator {
+		t.Skip("the engine does not make memories here")
+	}
+	e := newTestEngine(t)
+	m := compile(t, e, filepath.Join("testdata", "prefault.wat"))
+	n := maxKeptRanges + 1
+	var arrived, done sync.WaitGroup
+	arrived.Add(n)
+	errs := make(chan error, n)
+	for range n {
+		done.Go(func() {
+			_, err := m.Run(context.Background(), engine.RunConfig{
+				Entry: []string{"grow"},
+				Capture: func(inst engine.Instance) error {
+					// Every run holds its memory until all have one.
+					arrived.Done()
+					arrived.Wait()
+					return residency.CheckFresh(inst.Memory(), 65536, 0, 0)
+				},
+			})
+			errs <- err
+		})
+	}
+	done.Wait()
+	close(errs)
+	for err := range errs {
+		if errors.Is(err, residency.ErrUnavailable) {
+			t.Skip(err)
+		}
+		if err != nil {
+			t.Fatalf("with %d memories alive: %v", n, err)
+		}
 	}
 }

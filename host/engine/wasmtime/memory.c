@@ -100,7 +100,15 @@ static size_t bh_max_reset = 16 << 20;
 // guest's runtime touches as it starts (1.6 MiB, of which it writes 0.5).
 #define BH_MAX_PREFAULT ((size_t)2 << 20)
 
-void bh_memory_tune(size_t max_kept) { bh_max_kept = max_kept; }
+// bh_burst_at is how many memories of a module alive at once make the next
+// range a burst's: the ranges the module keeps, and the memories of runs
+// that have returned and whose stores wait for deletion (retire.go).
+static size_t bh_burst_at = 8 + 9;
+
+void bh_memory_tune(size_t max_kept, size_t burst_at) {
+	bh_max_kept = max_kept;
+	bh_burst_at = burst_at;
+}
 
 static __thread bh_image *bh_current;
 
@@ -250,10 +258,12 @@ static bh_range *bh_range_new(bh_image *img, size_t pre, size_t reserve, bool bu
 		}
 		r->usable = img->len;
 		r->faulted = img->len;
-		// The image's pages are mapped now, read-only until written, in one
-		// call rather than a fault per 64 KiB the run reads. Failure (an old
-		// kernel) leaves them to fault as usual.
-		madvise(r->base, img->len, MADV_POPULATE_READ);
+		if (burst) {
+			// The image's pages are mapped now, read-only until written, in
+			// one call rather than a fault per 64 KiB the run reads. Failure
+			// (an old kernel) leaves them to fault as usual.
+			madvise(r->base, img->len, MADV_POPULATE_READ);
+		}
 	}
 	if (burst) {
 		r->prefault_end = r->faulted + BH_MAX_PREFAULT;
@@ -268,7 +278,8 @@ static bh_range *bh_range_new(bh_image *img, size_t pre, size_t reserve, bool bu
 // where one call populating many pages costs a fraction of that per page.
 //
 // Only a range that will not be kept is prefaulted: a memory of a module
-// with as many memories alive as it keeps ranges, one of a burst's. A kept
+// with more memories alive than it keeps ranges and than runs that have
+// returned may hold (bh_burst_at), one of a burst's. A kept
 // range keeps its pages resident from run to run (the reset restores them
 // in place), so it would gain nothing, and every page it holds costs a
 // clear at each reset: prefaulted, a Go command step took twice as long
@@ -436,7 +447,7 @@ static wasmtime_error_t *bh_new_memory(void *env, const void *ty, size_t minimum
 	if (img != NULL) {
 		pthread_mutex_lock(&img->mu);
 		// Every memory alive holds a reference, besides the module's.
-		burst = (size_t)(img->refs - 1) >= bh_max_kept;
+		burst = (size_t)(img->refs - 1) >= bh_burst_at;
 		for (bh_range **p = &img->free; *p != NULL; p = &(*p)->next) {
 			if ((*p)->reserved == total && (size_t)((*p)->base - (*p)->map) == pre) {
 				r = *p;

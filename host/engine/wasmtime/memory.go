@@ -36,8 +36,9 @@ import (
 //     module's next instance: at most maxKeptRanges free ranges per module
 //     and 256 in the process, the others unmapped, as is a range holding
 //     more than 16 MiB to restore;
-//   - a range made while the module has as many memories alive as it keeps
-//     free ranges (one of a burst's, never kept) is prefaulted: its image
+//   - a range made while the module has more memories alive than it keeps
+//     free ranges and than returned runs' stores may wait for deletion (one
+//     of a burst's, never kept) is prefaulted: its image
 //     mapped read-only, and up to 2 MiB past it faulted in as it becomes
 //     accessible, each in one call rather than a fault a page.
 //
@@ -56,8 +57,16 @@ const memoryCreator = true
 // maxKeptRanges is how many free ranges a module keeps between runs.
 var maxKeptRanges = max(8, 4*runtime.GOMAXPROCS(0))
 
+// burstAt is how many memories of a module alive at once make its next
+// range a burst's, prefaulted and never kept: more than it keeps ranges
+// and than returned runs' memories wait for the closer (retireQueue, and
+// the one it is deleting). At concurrency 2 a batch's stores may wait
+// that long; counted as a burst, its steps took fresh ranges instead of
+// the ones kept for them.
+func burstAt(kept int) int { return kept + retireQueue + 1 }
+
 func useMemoryCreator(c *wasmtime.Config) {
-	C.bh_memory_tune(C.size_t(maxKeptRanges))
+	C.bh_memory_tune(C.size_t(maxKeptRanges), C.size_t(burstAt(maxKeptRanges)))
 	C.bh_config_memory(configPtr(c))
 }
 
@@ -109,5 +118,6 @@ func (im *memImage) instantiate(l *wasmtime.Linker, store *wasmtime.Store, mod *
 // pageSizeC is the page size memory.c restores pages by.
 func pageSizeC() int { return int(C.bh_page_size()) }
 
-// setMaxKeptC sets how many free ranges a module keeps, for tests.
-func setMaxKeptC(n int) { C.bh_memory_tune(C.size_t(n)) }
+// tuneMemoryC sets how many free ranges a module keeps and from how many
+// memories alive its next range is a burst's, for tests.
+func tuneMemoryC(kept, burst int) { C.bh_memory_tune(C.size_t(kept), C.size_t(burst)) }

@@ -16,7 +16,7 @@ func newMemImage([]byte) (*memImage, error) { return nil, nil }
 
 func pageSizeC() int { return 0 }
 
-func setMaxKeptC(int) {}
+func tuneMemoryC(int, int) {}
 
 func (im *memImage) close() {}
 

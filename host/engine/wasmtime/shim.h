@@ -94,7 +94,8 @@ void bh_image_enter(bh_image *img);
 bool bh_image_leave(void);
 // bh_page_size is the kernel's page size, the unit of the page map.
 size_t bh_page_size(void);
-// bh_memory_tune sets how many free ranges an image keeps.
-void bh_memory_tune(size_t max_kept);
+// bh_memory_tune sets how many free ranges an image keeps, and from how
+// many memories alive a new range is a burst's (bh_prefault).
+void bh_memory_tune(size_t max_kept, size_t burst_at);
 
 #endif

@@ -215,10 +215,12 @@ func newRegion(im *image, reserve uint64, burst bool) *region {
 			return nil
 		}
 		r.usable = uintptr(len(im.bytes))
-		// The image's pages are mapped now, read-only until written, in
-		// one call rather than a fault per 64 KiB the run reads.
-		unix.Madvise(unsafe.Slice((*byte)(base), r.usable), unix.MADV_POPULATE_READ)
 		r.faulted = r.usable
+		if burst {
+			// The image's pages are mapped now, read-only until written,
+			// in one call rather than a fault per 64 KiB the run reads.
+			unix.Madvise(unsafe.Slice((*byte)(base), r.usable), unix.MADV_POPULATE_READ)
+		}
 	}
 	if burst {
 		r.prefaultEnd = r.usable + maxPrefault

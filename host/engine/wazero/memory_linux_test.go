@@ -92,18 +92,18 @@ func TestImage_sealed(t *testing.T) {
 }
 
 // TestMemory_prefault checks what a fresh range holds resident before the
-// guest touches anything. The image's pages are mapped from its file (not
-// copied). A range the pool may keep holds nothing else; a range made
-// for a burst (more live than the pool keeps) has the first maxPrefault
-// bytes past the image faulted in, zero, the rest of the memory, initial
-// or grown, not at all, and is unmapped when its run ends.
+// guest touches anything. A range the pool may keep holds nothing; a range
+// made for a burst (more live than the pool keeps) has its image's pages
+// mapped from its file (not copied) and the first maxPrefault bytes past
+// the image faulted in, zero, the rest of the memory, initial or grown,
+// not at all, and is unmapped when its run ends.
 func TestMemory_prefault(t *testing.T) {
 	for _, burst := range []bool{false, true} {
 		t.Run(fmt.Sprintf("burst=%v", burst), func(t *testing.T) {
-			kept, prefaulted := maxKept, 0
+			kept, mapped, prefaulted := maxKept, 0, 0
 			defer func() { maxKept = kept }()
 			if burst {
-				maxKept, prefaulted = 0, maxPrefault
+				maxKept, mapped, prefaulted = 0, 65536, maxPrefault
 			}
 			m, err := newTestEngine(t).Compile(context.Background(), memoryFixture(t, "prefault"))
 			if err != nil {
@@ -118,7 +118,7 @@ func TestMemory_prefault(t *testing.T) {
 					if mem := inst.Memory(); len(mem) != 128*65536 {
 						return fmt.Errorf("memory of %#x bytes, want it grown to 8 MiB", len(mem))
 					}
-					return residency.CheckFresh(inst.Memory(), 65536, prefaulted)
+					return residency.CheckFresh(inst.Memory(), 65536, mapped, prefaulted)
 				},
 			})
 			if errors.Is(err, residency.ErrUnavailable) {

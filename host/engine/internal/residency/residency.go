@@ -57,13 +57,12 @@ func Pages(addr uintptr, n int) ([]Page, error) {
 	return out, nil
 }
 
-// CheckFresh checks mem, a linear memory that no guest has touched, against
-// what a fresh memory holds: its image's pages (the first image bytes)
-// mapped from the image's file and never written, the next prefaulted
-// bytes private, the rest absent, and zeros past the image. The error
-// names the first page that differs; it wraps ErrUnavailable where the
-// page map cannot be read.
-func CheckFresh(mem []byte, image, prefaulted int) error {
+// CheckFresh checks mem, a linear memory that no guest has touched, whose
+// image is its first image bytes: its first mapped bytes mapped from the
+// image's file and never written, the next prefaulted bytes private, the
+// rest absent, and zeros past the image. The error names the first page
+// that differs; it wraps ErrUnavailable where the page map cannot be read.
+func CheckFresh(mem []byte, image, mapped, prefaulted int) error {
 	size := os.Getpagesize()
 	pages, err := Pages(uintptr(unsafe.Pointer(unsafe.SliceData(mem))), len(mem)/size)
 	if err != nil {
@@ -73,14 +72,14 @@ func CheckFresh(mem []byte, image, prefaulted int) error {
 		at := i * size
 		want := Absent
 		switch {
-		case at < image:
+		case at < mapped:
 			want = File
-		case at < image+prefaulted:
+		case at >= image && at < image+prefaulted:
 			want = Private
 		}
 		if p != want {
-			return fmt.Errorf("page at %#x of the memory is resident as %d, want %d (image %#x bytes, %#x prefaulted past it)",
-				at, p, want, image, prefaulted)
+			return fmt.Errorf("page at %#x of the memory is resident as %d, want %d (image %#x bytes, %#x mapped, %#x prefaulted past it)",
+				at, p, want, image, mapped, prefaulted)
 		}
 	}
 	if n := len(mem) - image - bytes.Count(mem[image:], []byte{0}); n != 0 {
