@@ -179,7 +179,7 @@ func TestMemory_pageSize(t *testing.T) {
 
 // TestMemory_prefault: what a fresh range holds resident before the guest
 // touches anything. A range the module may keep holds nothing; a range
-// made for a burst (more memories alive than burstAt) has its image's
+// made for a burst (as many memories alive as it keeps ranges) has its image's
 // pages mapped from its file (not copied) and the first 2 MiB past the
 // image faulted in, zero, the rest of the memory, initial or grown, not at
 // all, and is not kept after its run.
@@ -193,7 +193,7 @@ func TestMemory_prefault(t *testing.T) {
 			e.stopCloser()
 			m := compile(t, e, filepath.Join("testdata", "prefault.wat"))
 			mapped, prefaulted := 0, 0
-			defer tuneMemoryC(maxKeptRanges, burstAt(maxKeptRanges))
+			defer tuneMemoryC(maxKeptRanges, maxKeptRanges)
 			if burst {
 				tuneMemoryC(maxKeptRanges, 0)
 				mapped, prefaulted = 65536, 2<<20
@@ -207,7 +207,7 @@ func TestMemory_prefault(t *testing.T) {
 					Entry: []string{"grow"},
 					Capture: func(inst engine.Instance) error {
 						// The range is taken: the next is not a burst's.
-						tuneMemoryC(maxKeptRanges, burstAt(maxKeptRanges))
+						tuneMemoryC(maxKeptRanges, maxKeptRanges)
 						mem := inst.Memory()
 						if len(mem) != 128*65536 {
 							return fmt.Errorf("memory of %#x bytes, want it grown to 8 MiB", len(mem))
@@ -243,8 +243,8 @@ func TestMemory_prefault(t *testing.T) {
 	}
 }
 
-// TestMemory_prefaultNotForReturnedRuns: memories alive beyond the ranges
-// a module keeps, but no more than returned runs' stores may hold while
+// TestMemory_prefaultNotForReturnedRuns: memories alive beyond the steps
+// the cores run, but no more than returned runs' stores may hold while
 // they wait for the closer, do not make a burst: a steady batch whose
 // stores wait a moment must still get ranges it can keep, not prefaulted
 // ones it must unmap.
@@ -254,7 +254,7 @@ func TestMemory_prefaultNotForReturnedRuns(t *testing.T) {
 	}
 	e := newTestEngine(t)
 	m := compile(t, e, filepath.Join("testdata", "prefault.wat"))
-	n := maxKeptRanges + 1
+	n := max(8, 4*runtime.GOMAXPROCS(0)) + retireQueue
 	var arrived, done sync.WaitGroup
 	arrived.Add(n)
 	errs := make(chan error, n)

@@ -101,9 +101,8 @@ static size_t bh_max_reset = 16 << 20;
 #define BH_MAX_PREFAULT ((size_t)2 << 20)
 
 // bh_burst_at is how many memories of a module alive at once make the next
-// range a burst's: the ranges the module keeps, and the memories of runs
-// that have returned and whose stores wait for deletion (retire.go).
-static size_t bh_burst_at = 8 + 9;
+// range a burst's (memory.go sets it to the ranges a module keeps).
+static size_t bh_burst_at = 8;
 
 void bh_memory_tune(size_t max_kept, size_t burst_at) {
 	bh_max_kept = max_kept;
@@ -278,8 +277,8 @@ static bh_range *bh_range_new(bh_image *img, size_t pre, size_t reserve, bool bu
 // where one call populating many pages costs a fraction of that per page.
 //
 // Only a range that will not be kept is prefaulted: a memory of a module
-// with more memories alive than it keeps ranges and than runs that have
-// returned may hold (bh_burst_at), one of a burst's. A kept
+// with as many memories alive as it keeps ranges (bh_burst_at), one of a
+// burst's. A kept
 // range keeps its pages resident from run to run (the reset restores them
 // in place), so it would gain nothing, and every page it holds costs a
 // clear at each reset: prefaulted, a Go command step took twice as long
