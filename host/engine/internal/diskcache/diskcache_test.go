@@ -165,3 +165,18 @@ func TestCache_disableOnce(t *testing.T) {
 		t.Fatalf("on %v, warnings:\n%s", c.On(), logs.String())
 	}
 }
+
+// TestBuffer: a buffer holds n writable bytes, zeroed, whatever the
+// rounding to huge pages.
+func TestBuffer(t *testing.T) {
+	for _, n := range []int{0, 1, 4096, 3<<20 + 5} {
+		b, release := Buffer(n)
+		if len(b) != n || bytes.IndexFunc(b, func(r rune) bool { return r != 0 }) >= 0 {
+			t.Errorf("Buffer(%d): %d bytes, not all zero", n, len(b))
+		}
+		for i := range b {
+			b[i] = byte(i)
+		}
+		release()
+	}
+}
