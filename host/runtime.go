@@ -183,7 +183,7 @@ func (r *Runtime) Engine() string { return r.eng.Name() }
 func (r *Runtime) Load(ctx context.Context, name string, wasm []byte) (*Block, error) {
 	key := sha256.Sum256(wasm)
 	digest := "sha256:" + hex.EncodeToString(key[:])
-	pre := r.prefetchSnapshot(ctx, name, digest, wasm)
+	pre := r.prefetchSnapshot(ctx, name, digest, key, wasm)
 	var mod engine.Module = r.deferCompile(name, key, wasm, pre)
 	if mod == nil {
 		var err error
@@ -198,7 +198,7 @@ func (r *Runtime) Load(ctx context.Context, name string, wasm []byte) (*Block, e
 		return nil, err
 	}
 	b.digest = digest
-	b.snap = r.snapshotFor(ctx, b, wasm, pre)
+	b.snap = r.snapshotFor(ctx, b, key, wasm, pre)
 	return b, nil
 }
 

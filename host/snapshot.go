@@ -98,7 +98,7 @@ const captureTimeout = 10 * time.Second
 // pre, when not nil, is the snapshot's module compiled from the disk cache
 // while the block's own module compiled (prefetchSnapshot); snapshotFor
 // uses it or closes it.
-func (r *Runtime) snapshotFor(ctx context.Context, b *Block, wasm []byte, pre *snapPrefetch) *snapEntry {
+func (r *Runtime) snapshotFor(ctx context.Context, b *Block, sum [sha256.Size]byte, wasm []byte, pre *snapPrefetch) *snapEntry {
 	defer pre.discard(ctx)
 	if !r.snapshots || b.kind != kindABI || !slices.Equal(b.entry, []string{abi.ExportInitialize, abi.ExportRun}) {
 		return nil
@@ -123,7 +123,7 @@ func (r *Runtime) snapshotFor(ctx context.Context, b *Block, wasm []byte, pre *s
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if !e.done {
-		mod, mem, err := r.takeSnapshot(ctx, b, wasm, pre)
+		mod, mem, err := r.takeSnapshot(ctx, b, sum, wasm, pre)
 		switch {
 		case err == nil:
 			e.mod, e.memory, e.done = mod, mem, true
@@ -144,7 +144,7 @@ func (r *Runtime) snapshotFor(ctx context.Context, b *Block, wasm []byte, pre *s
 
 // takeSnapshot returns the module rewritten to start after its
 // initialisation, and the size of its memory.
-func (r *Runtime) takeSnapshot(ctx context.Context, b *Block, wasm []byte, pre *snapPrefetch) (engine.Module, uint64, error) {
+func (r *Runtime) takeSnapshot(ctx context.Context, b *Block, sum [sha256.Size]byte, wasm []byte, pre *snapPrefetch) (engine.Module, uint64, error) {
 	argv0 := b.name
 	if mod, ok, err := pre.take(); ok {
 		var mem uint64
@@ -155,13 +155,13 @@ func (r *Runtime) takeSnapshot(ctx context.Context, b *Block, wasm []byte, pre *
 		} else {
 			err = fmt.Errorf("compiling the rewritten module: %w", err)
 		}
-		r.snapCache.Reject(wasm, argv0, err)
-	} else if rewritten, ok := r.snapCache.Load(wasm, argv0); ok {
+		r.snapCache.Reject(sum, argv0, err)
+	} else if rewritten, ok := r.snapCache.Load(sum, argv0); ok {
 		mod, mem, err := r.compileSnapshot(ctx, b.name, rewritten)
 		if err == nil {
 			return mod, mem, nil
 		}
-		r.snapCache.Reject(wasm, argv0, err)
+		r.snapCache.Reject(sum, argv0, err)
 	}
 	plan, err := snapshot.Prepare(wasm)
 	if err != nil {
@@ -214,7 +214,7 @@ func (r *Runtime) takeSnapshot(ctx context.Context, b *Block, wasm []byte, pre *
 	if err != nil {
 		return nil, 0, err
 	}
-	r.snapCache.Store(wasm, argv0, rewritten)
+	r.snapCache.Store(sum, argv0, rewritten)
 	return mod, mem, nil
 }
 
@@ -278,12 +278,12 @@ type snapPrefetch struct {
 }
 
 // prefetchSnapshot starts compiling the snapshot of the module wasm (whose
-// digest is "sha256:HEX") loaded as name, when snapshots are on, the module exports
+// SHA-256 is sum and digest "sha256:HEX") loaded as name, when snapshots are on, the module exports
 // the SDK's snapshot marker (so the disk cache may hold one; other modules
 // never touch the snapshot cache), and this runtime has not taken or
 // refused it already (then it has nothing to do). It returns nil when it
 // started nothing.
-func (r *Runtime) prefetchSnapshot(ctx context.Context, name, digest string, wasm []byte) *snapPrefetch {
+func (r *Runtime) prefetchSnapshot(ctx context.Context, name, digest string, sum [sha256.Size]byte, wasm []byte) *snapPrefetch {
 	if !r.snapshots || r.snapCache == nil || !snapshot.Marked(wasm, abi.ExportSnapshot) {
 		return nil
 	}
@@ -296,7 +296,7 @@ func (r *Runtime) prefetchSnapshot(ctx context.Context, name, digest string, was
 	p := &snapPrefetch{done: make(chan struct{})}
 	go func() {
 		defer close(p.done)
-		rewritten, ok := r.snapCache.Load(wasm, name)
+		rewritten, ok := r.snapCache.Load(sum, name)
 		if !ok {
 			return
 		}

@@ -302,9 +302,8 @@ func snapEntries(t *testing.T, dir, eng, name string) []string {
 		if err != nil {
 			t.Fatal(err)
 		}
-		// The entry: key line, length line, payload.
-		parts := bytes.SplitN(data, []byte("\n"), 4)
-		if len(parts) == 4 && string(parts[2]) == strconv.Quote(name) {
+		// The entry: payload, then key and length lines.
+		if line, _, ok := bytes.Cut(data, []byte("\n")); ok && string(line) == strconv.Quote(name) {
 			out = append(out, path)
 		}
 	}

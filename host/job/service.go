@@ -366,14 +366,18 @@ func (s *Service) loadModule(ctx context.Context, path, builtin, name, engineNam
 		}
 		return nil, fmt.Errorf("cannot read module: %w", err)
 	}
-	sum := sha256.Sum256(wasm)
-	digest := "sha256:" + hex.EncodeToString(sum[:])
-	if signed != "" && signed != digest {
-		return nil, &sign.Error{Kind: sign.ErrModuleChanged, Path: path, Reason: fmt.Sprintf(
-			"the module changed since the manifest was signed (signed %s, now %s)", signed, digest)}
-	}
-	if pinned != "" && pinned != digest {
-		return nil, &PinError{Path: path, By: "manifest", Pinned: pinned, Actual: digest}
+	if signed != "" || pinned != "" {
+		// Checked before anything is compiled. Without a pin the digest is
+		// the one Load takes of the same bytes, not a second hash of them.
+		sum := sha256.Sum256(wasm)
+		digest := "sha256:" + hex.EncodeToString(sum[:])
+		if signed != "" && signed != digest {
+			return nil, &sign.Error{Kind: sign.ErrModuleChanged, Path: path, Reason: fmt.Sprintf(
+				"the module changed since the manifest was signed (signed %s, now %s)", signed, digest)}
+		}
+		if pinned != "" && pinned != digest {
+			return nil, &PinError{Path: path, By: "manifest", Pinned: pinned, Actual: digest}
+		}
 	}
 	rt, err := s.runtime(ctx, engineName)
 	if err != nil {
@@ -383,7 +387,7 @@ func (s *Service) loadModule(ctx context.Context, path, builtin, name, engineNam
 	if err != nil {
 		return nil, err
 	}
-	return &loaded{runner: blk, module: path, digest: digest, size: len(wasm), engine: rt.Engine()}, nil
+	return &loaded{runner: blk, module: path, digest: blk.Digest(), size: len(wasm), engine: rt.Engine()}, nil
 }
 
 func builtinNames() string {

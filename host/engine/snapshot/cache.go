@@ -69,14 +69,14 @@ func payload(argv0 string, module []byte) []byte {
 	return append(p, module...)
 }
 
-// Load returns the module rewritten from wasm initialised as argv0, if the
-// cache holds one.
-func (c *Cache) Load(wasm []byte, argv0 string) ([]byte, bool) {
+// Load returns the module rewritten from the module whose SHA-256 is sum,
+// initialised as argv0, if the cache holds one.
+func (c *Cache) Load(sum diskcache.Sum, argv0 string) ([]byte, bool) {
 	if c == nil {
 		return nil, false
 	}
 	d := c.entries(argv0)
-	p, ok := d.Load(wasm)
+	p, ok := d.Load(sum, nil)
 	if !ok {
 		return nil, false
 	}
@@ -84,23 +84,24 @@ func (c *Cache) Load(wasm []byte, argv0 string) ([]byte, bool) {
 	// check, and lets a person tell the entries apart.
 	line, module, ok := bytes.Cut(p, []byte("\n"))
 	if name, err := strconv.Unquote(string(line)); !ok || err != nil || name != argv0 {
-		d.Reject(wasm, errors.New("payload is for another initialisation"))
+		d.Reject(sum, errors.New("payload is for another initialisation"))
 		return nil, false
 	}
 	return module, true
 }
 
-// Reject refuses the entry Load returned for wasm and argv0 because the
+// Reject refuses the entry Load returned for sum and argv0 because the
 // module in it could not be used; the next Store replaces it.
-func (c *Cache) Reject(wasm []byte, argv0 string, reason error) {
+func (c *Cache) Reject(sum diskcache.Sum, argv0 string, reason error) {
 	if c != nil {
-		c.entries(argv0).Reject(wasm, reason)
+		c.entries(argv0).Reject(sum, reason)
 	}
 }
 
-// Store writes module as the rewrite of wasm initialised as argv0.
-func (c *Cache) Store(wasm []byte, argv0 string, module []byte) {
+// Store writes module as the rewrite of the module whose SHA-256 is sum,
+// initialised as argv0.
+func (c *Cache) Store(sum diskcache.Sum, argv0 string, module []byte) {
 	if c != nil {
-		c.entries(argv0).Store(wasm, payload(argv0, module))
+		c.entries(argv0).Store(sum, payload(argv0, module))
 	}
 }

@@ -5,6 +5,7 @@ package wasmtime
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"os"
 	"path/filepath"
 	"strings"
@@ -84,6 +85,7 @@ func TestDiskCache_hit(t *testing.T) {
 // replaced by a good entry that the next engine uses.
 func TestDiskCache_untrusted(t *testing.T) {
 	wasm := wasiEcho(t)
+	key := newCachedEngine(t, t.TempDir()).cache.Key(sha256.Sum256(wasm))
 	damage := map[string]func(t *testing.T, data []byte) []byte{
 		"flippedPayloadByte": func(_ *testing.T, data []byte) []byte {
 			data[len(data)-100] ^= 0xff
@@ -99,8 +101,12 @@ func TestDiskCache_untrusted(t *testing.T) {
 		// Header and checksum agree, but the payload is not wasmtime's:
 		// deserialization must fail and the module be compiled.
 		"foreignPayload": func(t *testing.T, data []byte) []byte {
-			key, _, _ := bytes.Cut(data, []byte("\n"))
-			return diskcache.Encode(string(key), []byte("\x7fELF not a wasmtime artifact"))
+			return diskcache.Encode(key, joinPayload([]byte("\x7fELF not a wasmtime artifact"), nil))
+		},
+		// Header and checksum agree, but the payload's image length is
+		// more than the payload holds.
+		"badImageLength": func(t *testing.T, data []byte) []byte {
+			return diskcache.Encode(key, bytes.Repeat([]byte{0x7f}, 16))
 		},
 	}
 	for name, f := range damage {

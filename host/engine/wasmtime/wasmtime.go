@@ -4,6 +4,7 @@ package wasmtime
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"math"
@@ -18,6 +19,7 @@ import (
 	"github.com/blockhost/blockhost/abi"
 	"github.com/blockhost/blockhost/host/engine"
 	"github.com/blockhost/blockhost/host/engine/internal/datamerge"
+	"github.com/blockhost/blockhost/host/engine/internal/diskcache"
 	"github.com/blockhost/blockhost/host/engine/wasip1"
 )
 
@@ -380,18 +382,20 @@ func (e *Engine) Compile(ctx context.Context, wasm []byte) (engine.Module, error
 		return nil, errClosed
 	}
 	m := &module{e: e}
+	var sum diskcache.Sum
 	if e.cache != nil {
-		m.mod = e.cache.load(e.eng, wasm)
+		sum = sha256.Sum256(wasm)
+		var img []byte
+		var release func()
+		m.mod, img, release = e.cache.load(e.eng, sum)
 		if m.mod != nil {
 			if _, info, err := hookGrow(wasm, false); err == nil {
 				m.info, m.analysed = info, true
 			}
 			// The cached code was compiled from the module with its data
-			// split out (below); the split depends on the data and memory
-			// sections alone, which the growth hook leaves as they are.
-			merged, _ := mergeData(wasm)
-			_, img := splitData(merged)
+			// split out (below), into the image stored with it.
 			image, err := newMemImage(img)
+			release()
 			if err != nil {
 				m.mod.Close()
 				return nil, err
@@ -428,7 +432,7 @@ func (e *Engine) Compile(ctx context.Context, wasm []byte) (engine.Module, error
 			return nil, err
 		}
 		if e.cache != nil && m.analysed {
-			e.cache.store(mod, wasm)
+			e.cache.store(mod, img, sum)
 		}
 	}
 	m.describe()

@@ -2,14 +2,16 @@ package wazero
 
 import (
 	"context"
+	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"runtime"
-	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/tetratelabs/wazero"
@@ -35,6 +37,17 @@ import (
 // wazero looks for; afterwards whatever wazero wrote there (a fresh
 // compilation) is moved into a checked entry and the staging directory is
 // emptied. Compilations through the disk cache therefore take turns.
+//
+// An entry's file starts with wazero's own bytes (diskcache puts its
+// header after the payload), and wazero reads its format from the start
+// of a file and stops at its end, so the checked entry is staged as a
+// hard link to the very file that was checked, not a copy: the link is
+// made after the checks and kept only if it names the same file
+// (os.SameFile), so a file renamed into the entry's place in between is
+// not staged. Entries are never written in place, and wazero never writes
+// one in place either (it replaces a file by renaming a new one over it),
+// so wazero reads the bytes that were checked. Where no link can be made
+// the payload is copied, as before.
 //
 // A compilation that fails on the cached runtime is tried again on a
 // runtime without any disk cache: if it succeeds there, the fault was the
@@ -117,17 +130,24 @@ func (e *Engine) compileCached(ctx context.Context, wasm, src []byte) (wazero.Co
 	d.mu.Lock()
 	defer d.mu.Unlock()
 
+	sum := sha256.Sum256(wasm)
 	var staged string
 	var stagedInfo os.FileInfo
-	if payload, ok := d.entries.Load(wasm); ok {
-		name, code, ok := splitPayload(payload)
-		if !ok {
-			d.entries.Reject(wasm, errors.New("payload names no wazero file"))
-		} else if info, err := d.stage(name, code); err != nil {
+	if entry, ok := d.entries.Check(sum, nameLen+1); ok {
+		name, ok := payloadName(entry.Tail())
+		var err error
+		if ok {
+			stagedInfo, err = d.stage(name, entry, d.entries.Path(d.entries.Key(sum)))
+		}
+		entry.Close()
+		switch {
+		case !ok:
+			d.entries.Reject(sum, errors.New("payload names no wazero file"))
+		case err != nil:
 			d.entries.Disable(err)
 			return e.compilePlain(ctx, src)
-		} else {
-			staged, stagedInfo = name, info
+		default:
+			staged = name
 		}
 	}
 
@@ -138,7 +158,7 @@ func (e *Engine) compileCached(ctx context.Context, wasm, src []byte) (wazero.Co
 		case cerr != nil:
 			d.entries.Disable(cerr)
 		case fresh != nil:
-			d.entries.Store(wasm, fresh)
+			d.entries.Store(sum, fresh)
 		}
 		return cm, e.rt, nil
 	}
@@ -148,17 +168,44 @@ func (e *Engine) compileCached(ctx context.Context, wasm, src []byte) (wazero.Co
 		return nil, nil, perr
 	}
 	if staged != "" {
-		d.entries.Reject(wasm, fmt.Errorf("wazero could not load it: %w", err))
+		d.entries.Reject(sum, fmt.Errorf("wazero could not load it: %w", err))
 	} else {
 		d.entries.Disable(err)
 	}
 	return cm, rt, nil
 }
 
-// stage writes code where wazero looks for the entry called name.
-func (d *diskCache) stage(name string, code []byte) (os.FileInfo, error) {
+// stage puts the payload of entry, a checked entry at entryPath, where
+// wazero looks for the file called name: a link to entryPath when that is
+// still the file checked (whose bytes start with wazero's), else a copy
+// of the payload read from the checked file, less its name.
+func (d *diskCache) stage(name string, entry *diskcache.Entry, entryPath string) (os.FileInfo, error) {
 	path := filepath.Join(d.files, name)
-	if err := os.WriteFile(path, code, 0o600); err != nil {
+	if err := os.Link(entryPath, path); err == nil {
+		if info, err := os.Lstat(path); err == nil && os.SameFile(info, entry.Info()) {
+			stagedLinks.Add(1)
+			return info, nil
+		}
+		if err := os.Remove(path); err != nil {
+			return nil, err
+		}
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	_, err = io.Copy(f, entry.Payload())
+	if err == nil {
+		// The payload ends with a newline and wazero's name for the file.
+		var info os.FileInfo
+		if info, err = f.Stat(); err == nil {
+			err = f.Truncate(info.Size() - nameLen - 1)
+		}
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
 		os.Remove(path)
 		return nil, err
 	}
@@ -199,20 +246,29 @@ func (d *diskCache) collect(staged string, stagedInfo os.FileInfo) ([]byte, erro
 	return fresh, nil
 }
 
-// A payload is wazero's file name, a newline, and the file.
+// stagedLinks counts entries staged as links, for this package's tests.
+var stagedLinks atomic.Int64
+
+// A payload is wazero's file, a newline, and its name: the file first, so
+// that an entry starts with it (see diskCache).
 func joinPayload(name string, code []byte) []byte {
-	out := make([]byte, 0, len(name)+1+len(code))
-	out = append(out, name...)
+	out := make([]byte, 0, len(code)+1+len(name))
+	out = append(out, code...)
 	out = append(out, '\n')
-	return append(out, code...)
+	return append(out, name...)
 }
 
-func splitPayload(p []byte) (name string, code []byte, ok bool) {
-	n, _, ok := strings.Cut(string(p[:min(len(p), 128)]), "\n")
-	if !ok || !isEntryName(n) {
-		return "", nil, false
+// nameLen is the length of wazero's names for its files.
+const nameLen = 2 * sha256.Size
+
+// payloadName returns the name at the end of a payload, given its last
+// nameLen+1 bytes.
+func payloadName(tail []byte) (string, bool) {
+	if len(tail) < nameLen+1 || tail[len(tail)-nameLen-1] != '\n' {
+		return "", false
 	}
-	return n, p[len(n)+1:], true
+	name := string(tail[len(tail)-nameLen:])
+	return name, isEntryName(name)
 }
 
 // isEntryName reports whether name is one wazero gives its entries: the

@@ -3,6 +3,7 @@ package wazero
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"os"
 	"path/filepath"
 	"strings"
@@ -72,9 +73,13 @@ func TestDiskCache_hit(t *testing.T) {
 	}
 	stagingEmpty(t, first)
 	second, logs := newCachedEngine(t, dir)
+	links := stagedLinks.Load()
 	trapRuns(t, second, wasm)
 	if got := counts(second); got != [4]int64{1, 0, 0, 0} {
 		t.Fatalf("second engine: hits, misses, rejected, write errors = %v", got)
+	}
+	if stagedLinks.Load() != links+1 {
+		t.Error("the entry was copied to the staging directory, not linked")
 	}
 	stagingEmpty(t, second)
 	if logs.Len() != 0 {
@@ -83,22 +88,23 @@ func TestDiskCache_hit(t *testing.T) {
 }
 
 // TestDiskCache_wazeroRefuses: an entry that passes every check but that
-// wazero cannot load (written under wazero's name, but not wazero's
+// wazero cannot load (written under wazero's name, but not in wazero's
 // format) is refused with one warning, the module is compiled anyway, and
 // the next engine compiles and stores a good entry.
 func TestDiskCache_wazeroRefuses(t *testing.T) {
 	dir, wasm := t.TempDir(), trapWasm(t)
 	trapRuns(t, must(newCachedEngine(t, dir)), wasm)
 	e, logs := newCachedEngine(t, dir)
-	path := e.disk.entries.Path(e.disk.entries.Key(wasm))
-	payload, ok := e.disk.entries.Load(wasm)
-	name, _, ok2 := splitPayload(payload)
+	sum := sha256.Sum256(wasm)
+	path := e.disk.entries.Path(e.disk.entries.Key(sum))
+	payload, ok := e.disk.entries.Load(sum, nil)
+	name, ok2 := payloadName(payload)
 	if !ok || !ok2 {
 		t.Fatal("no good entry to start from")
 	}
-	// WAZEVO, then a version of the right length but not wazero's own.
-	bad := append([]byte("WAZEVO\x05"), strings.Repeat("x", 5)...)
-	if err := os.WriteFile(path, diskcache.Encode(e.disk.entries.Key(wasm), joinPayload(name, bad)), 0o600); err != nil {
+	// Not wazero's format: no WAZEVO at the start.
+	bad := []byte(strings.Repeat("x", 64))
+	if err := os.WriteFile(path, diskcache.Encode(e.disk.entries.Key(sum), joinPayload(name, bad)), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	e, logs = newCachedEngine(t, dir)
@@ -135,6 +141,57 @@ func TestDiskCache_stagingUnusable(t *testing.T) {
 	}
 	if n := strings.Count(logs.String(), "\n"); n != 1 || !strings.Contains(logs.String(), "unusable") || e.disk.entries.On() {
 		t.Errorf("cache on: %v; want one warning saying it is unusable:\n%s", e.disk.entries.On(), logs.String())
+	}
+}
+
+// TestDiskCache_stageChecksTheFile: a link is staged only when it names
+// the file that was checked; when another file took the entry's name in
+// between, the checked file's payload is copied instead.
+func TestDiskCache_stageChecksTheFile(t *testing.T) {
+	e, _ := newCachedEngine(t, t.TempDir())
+	sum := sha256.Sum256([]byte("a module"))
+	name := strings.Repeat("ab", sha256.Size)
+	e.disk.entries.Store(sum, joinPayload(name, []byte("checked")))
+	path := e.disk.entries.Path(e.disk.entries.Key(sum))
+	checked, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		replace bool
+		want    string
+	}{{false, string(checked)}, {true, "checked"}} {
+		entry, ok := e.disk.entries.Check(sum, nameLen+1)
+		if !ok {
+			t.Fatal("no entry")
+		}
+		if c.replace {
+			writeTestFile(t, path+".new", "other bytes")
+			if err := os.Rename(path+".new", path); err != nil {
+				t.Fatal(err)
+			}
+		}
+		links := stagedLinks.Load()
+		staged, err := e.disk.stage(name, entry, path)
+		entry.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := os.ReadFile(filepath.Join(e.disk.files, name))
+		if err != nil || string(got) != c.want || (stagedLinks.Load() != links) == c.replace {
+			t.Errorf("replaced %v: staged %q (%v), linked %v; want %q", c.replace, got, err, stagedLinks.Load() != links, c.want)
+		}
+		if _, err := e.disk.collect(name, staged); err != nil {
+			t.Fatal(err)
+		}
+	}
+	stagingEmpty(t, e)
+}
+
+func writeTestFile(t *testing.T, path, s string) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(s), 0o600); err != nil {
+		t.Fatal(err)
 	}
 }
 
