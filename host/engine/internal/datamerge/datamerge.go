@@ -128,8 +128,8 @@ func Merge(wasm []byte, gap uint64) ([]byte, error) {
 	}
 	size := len(m.Sections[di].Content) + runs*16
 	for i := 1; i < len(spans); i++ {
-		if gap := spans[i].start - spans[i-1].end; gap <= gap {
-			size += int(gap)
+		if g := spans[i].start - spans[i-1].end; g <= gap {
+			size += int(g)
 		}
 	}
 	data := wasmbin.AppendU32(make([]byte, 0, size), uint32(runs))
