@@ -76,7 +76,7 @@ func TestCluster_nodeStoppedMidRun(t *testing.T) {
 		}
 	}
 	wt.Eventually(t, 60*time.Second, "300 results", func() bool { return resultCount(js) >= 300 })
-	got := wt.Results(t, js, len(ids), 30*time.Second)
+	got := wt.Results(t, js, len(ids), 60*time.Second)
 	for _, id := range ids {
 		if r, ok := got[id]; !ok || r.Status != worker.StatusSuccess {
 			t.Fatalf("%s: %+v", id, r)

@@ -60,8 +60,9 @@ const memoryCreator = true
 // and for the memories of runs that have returned and whose stores wait
 // for the closer (retireQueue, and the one it is deleting). Without the
 // latter, a batch at concurrency 2, whose stores wait that long, made a
-// fresh range every 40 steps or so and paid its faults: a snapshot hello
-// step took 0.33-0.37 ms against 0.22-0.23 ms (wasmtime, loaded machine).
+// fresh range every 48 steps (42 in 2,000) and paid its faults: a
+// snapshot hello step took 0.33-0.37 ms against 0.22-0.23 ms (wasmtime,
+// loaded machine).
 var maxKeptRanges = max(8, 4*runtime.GOMAXPROCS(0)) + retireQueue + 1
 
 func useMemoryCreator(c *wasmtime.Config) {

@@ -101,7 +101,12 @@ func Results(t testing.TB, js jetstream.JetStream, want int, within time.Duratio
 	var cons jetstream.Consumer
 	var err error
 	for {
-		cons, err = js.OrderedConsumer(ctx, worker.StreamResult, jetstream.OrderedConsumerConfig{})
+		// Each attempt gets a few seconds: in a cluster that has just
+		// lost a node, a request can wait for a peer that is gone, and
+		// one attempt given the whole window never tries again.
+		actx, acancel := context.WithTimeout(ctx, 5*time.Second)
+		cons, err = js.OrderedConsumer(actx, worker.StreamResult, jetstream.OrderedConsumerConfig{})
+		acancel()
 		if err == nil || ctx.Err() != nil {
 			break
 		}
