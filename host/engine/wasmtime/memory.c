@@ -59,10 +59,9 @@ typedef struct bh_range {
 	// the reset leaves that much accessible, since the module's next memory
 	// starts at the same size.
 	size_t floor;
-	// faulted is how much of the range, from its base, has been faulted
-	// in ahead of its first use, and prefault_end where that stops: 0 for
-	// a range that is not prefaulted (bh_prefault).
-	size_t faulted, prefault_end;
+	// prefault_end is where prefaulting stops: 0 for a range that is not
+	// prefaulted (bh_prefault).
+	size_t prefault_end;
 } bh_range;
 
 struct bh_image {
@@ -256,7 +255,6 @@ static bh_range *bh_range_new(bh_image *img, size_t pre, size_t reserve, bool bu
 			memcpy(r->base, img->bytes, img->len);
 		}
 		r->usable = img->len;
-		r->faulted = img->len;
 		if (burst) {
 			// The image's pages are mapped now, read-only until written, in
 			// one call rather than a fault per 64 KiB the run reads. Failure
@@ -265,39 +263,34 @@ static bh_range *bh_range_new(bh_image *img, size_t pre, size_t reserve, bool bu
 		}
 	}
 	if (burst) {
-		r->prefault_end = r->faulted + BH_MAX_PREFAULT;
+		r->prefault_end = r->usable + BH_MAX_PREFAULT;
 	}
 	return r;
 }
 
-// bh_prefault faults in, writable, the part of [from, to) of a burst's
-// range that was never accessible before, up to BH_MAX_PREFAULT past the
-// image: growing further, the memory faults as usual, a page at a time. A
+// bh_prefault faults in, writable, [from, to) of a burst's range, which
+// has just become accessible, up to BH_MAX_PREFAULT past the image (a
+// burst's range serves one memory and is never reset, so nothing in it
+// was accessible before): growing further, the memory faults as usual, a page at a time. A
 // fault taken one page at a time costs about 10 us on a virtual machine,
 // where one call populating many pages costs a fraction of that per page.
 //
 // Only a range that will not be kept is prefaulted: a memory of a module
 // with as many memories alive as it keeps ranges (bh_burst_at), one of a
-// burst's. A kept
-// range keeps its pages resident from run to run (the reset restores them
-// in place), so it would gain nothing, and every page it holds costs a
-// clear at each reset: prefaulted, a Go command step took twice as long
-// (on a range reused step after step).
+// burst's. A kept range keeps its pages resident from run to run (the
+// reset restores them in place), so it would gain nothing, and every page
+// it holds costs a clear at each reset: prefaulted, a Go command step took
+// twice as long (on a range reused step after step).
 //
 // Failure (an old kernel, memory short) leaves the pages to fault as
 // usual.
 static void bh_prefault(bh_range *r, size_t from, size_t to) {
-	if (from < r->faulted) {
-		from = r->faulted;
-	}
 	if (to > r->prefault_end) {
 		to = r->prefault_end;
 	}
-	if (to <= from) {
-		return;
+	if (to > from) {
+		madvise(r->base + from, to - from, MADV_POPULATE_WRITE);
 	}
-	madvise(r->base + from, to - from, MADV_POPULATE_WRITE);
-	r->faulted = to;
 }
 
 // bh_range_reset restores every page of r that may differ from the image

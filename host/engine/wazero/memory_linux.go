@@ -191,10 +191,9 @@ type region struct {
 	base     unsafe.Pointer
 	reserved uintptr
 	usable   uintptr
-	// faulted is how much of the range, from its start, has been faulted
-	// in ahead of its first use, and prefaultEnd where that stops: 0 for
-	// a range that is not prefaulted (prefault).
-	faulted, prefaultEnd uintptr
+	// prefaultEnd is where prefaulting stops: 0 for a range that is not
+	// prefaulted (prefault).
+	prefaultEnd uintptr
 	// entries is reset's buffer for page map entries.
 	entries []byte
 }
@@ -215,7 +214,6 @@ func newRegion(im *image, reserve uint64, burst bool) *region {
 			return nil
 		}
 		r.usable = uintptr(len(im.bytes))
-		r.faulted = r.usable
 		if burst {
 			// The image's pages are mapped now, read-only until written,
 			// in one call rather than a fault per 64 KiB the run reads.
@@ -234,9 +232,10 @@ func newRegion(im *image, reserve uint64, burst bool) *region {
 // 0.5 MiB).
 const maxPrefault = 2 << 20
 
-// prefault faults in, writable, the part of mem[from:to] of a burst's
-// range that was never accessible before, up to maxPrefault past the
-// image: growing further, the memory faults as usual, one page at a time.
+// prefault faults in, writable, mem[from:to], which has just become
+// accessible, of a burst's range, up to maxPrefault past the image (a
+// burst's range is used once, so nothing in it was accessible before):
+// growing further, the memory faults as usual, one page at a time.
 // A fault taken one page at a time costs about 10 µs on a virtual
 // machine, where one call populating many pages costs a fraction of that
 // per page (in a burst of 200 Go guests, page faults were 30% of the CPU).
@@ -249,13 +248,9 @@ const maxPrefault = 2 << 20
 // Failure (an old kernel, memory short) leaves the pages to fault as
 // usual.
 func (r *region) prefault(from, to uintptr) {
-	from = max(from, r.faulted)
-	to = min(to, r.prefaultEnd)
-	if to <= from {
-		return
+	if to = min(to, r.prefaultEnd); to > from {
+		unix.Madvise(unsafe.Slice((*byte)(unsafe.Add(r.base, from)), to-from), unix.MADV_POPULATE_WRITE)
 	}
-	unix.Madvise(unsafe.Slice((*byte)(unsafe.Add(r.base, from)), to-from), unix.MADV_POPULATE_WRITE)
-	r.faulted = to
 }
 
 // Reallocate makes the memory size bytes long, or returns nil, which
