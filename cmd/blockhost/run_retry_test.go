@@ -43,9 +43,13 @@ func TestRun_retryFlags(t *testing.T) {
 }
 
 // The total deadline stops the retries with timeout, keeping the error.
+// The waits are drawn from [0, 10m] (full jitter): with a wait drawn from
+// [0, 300ms], as the test once had, a retry could start and the deadline
+// pass during it, which ends the step as cancelled_by_timeout instead
+// (CI saw that once).
 func TestRun_totalDeadline(t *testing.T) {
 	r := runCLI(t, "", "--log-level", "off", "run", "--no-cache", "--max-attempts", "10",
-		"--backoff-initial", "300ms", "--backoff-max", "300ms", "--total-deadline", "200ms", fixture(t, "errorset"))
+		"--backoff-initial", "10m", "--backoff-max", "10m", "--total-deadline", "200ms", fixture(t, "errorset"))
 	if r.code != exitTimeout || r.res.Status != abi.StatusTimeout || r.res.Error.Code != abi.CodeResourceUnavailable {
 		t.Fatalf("exit %d result %+v %+v", r.code, r.res, r.res.Error)
 	}

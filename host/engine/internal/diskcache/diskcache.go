@@ -294,7 +294,7 @@ func (c *Cache) open(sum Sum) (f *os.File, info os.FileInfo, key string, ok bool
 }
 
 // Reject refuses the entry for the module whose SHA-256 is sum after Load
-// or View returned it, because the engine could not use its payload: it is
+// or Check returned it, because the engine could not use its payload: it is
 // logged, counted as rejected and removed, so that the next compilation
 // stores a fresh one.
 func (c *Cache) Reject(sum Sum, reason error) {
