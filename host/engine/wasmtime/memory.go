@@ -2,6 +2,7 @@
 
 package wasmtime
 
+// #include <stdlib.h>
 // #include "shim.h"
 import "C"
 
@@ -67,6 +68,7 @@ var maxKeptRanges = max(8, 4*runtime.GOMAXPROCS(0)) + retireQueue + 1
 
 func useMemoryCreator(c *wasmtime.Config) {
 	C.bh_memory_tune(C.size_t(maxKeptRanges), C.size_t(maxKeptRanges))
+	C.bh_malloc_tune()
 	C.bh_config_memory(configPtr(c))
 }
 
@@ -121,3 +123,15 @@ func pageSizeC() int { return int(C.bh_page_size()) }
 // tuneMemoryC sets how many free ranges a module keeps and from how many
 // memories alive its next range is a burst's, for tests.
 func tuneMemoryC(kept, burst int) { C.bh_memory_tune(C.size_t(kept), C.size_t(burst)) }
+
+// mallocMappedC is how many bytes the C heap holds in chunks mapped on
+// their own, or -1 where the C library does not say; for tests.
+func mallocMappedC() int64 { return int64(C.bh_malloc_mapped()) }
+
+// mallocHeapC is how many bytes the C heap's arenas hold, or -1 where the
+// C library does not say; for tests.
+func mallocHeapC() int64 { return int64(C.bh_malloc_heap()) }
+
+// mallocC and freeC allocate and free C heap, for tests.
+func mallocC(n int) unsafe.Pointer { return C.malloc(C.size_t(n)) }
+func freeC(p unsafe.Pointer)       { C.free(p) }

@@ -69,8 +69,10 @@ const (
 type run struct {
 	ctx context.Context
 	c   cRun
-	// mem is the instance's exported memory, once instantiation returned.
-	mem *wasmtime.Memory
+	// mem is the instance's exported memory, once instantiation returned
+	// (hasMem).
+	mem    cMemory
+	hasMem bool
 	// slept is set when a host function ended the run because the
 	// context did.
 	slept atomic.Bool
@@ -89,17 +91,20 @@ type run struct {
 
 // memoryOf returns the calling instance's exported memory, or nil.
 func (r *run) memoryOf(c *wasmtime.Caller) *memory {
-	mem := r.mem
-	if mem == nil {
+	if !r.hasMem {
+		// A host call during instantiation (a start function).
 		ex := c.GetExport(memoryExport)
 		if ex == nil {
 			return nil
 		}
-		if mem = ex.Memory(); mem == nil {
+		mem := ex.Memory()
+		if mem == nil {
 			return nil
 		}
+		r.view.b = mem.UnsafeData(c)
+		return &r.view
 	}
-	r.view.b = mem.UnsafeData(c)
+	r.view.b = r.mem.data(c)
 	return &r.view
 }
 
@@ -167,18 +172,16 @@ func (m *module) Run(ctx context.Context, cfg engine.RunConfig) (res engine.RunR
 	}()
 	var inst *wasmtime.Instance
 	defer func() {
-		res.PeakMemory, res.MemoryLimitHit = m.memoryUsage(store, inst, r.mem, limit)
+		res.PeakMemory, res.MemoryLimitHit = m.memoryUsage(store, inst, r, limit)
 	}()
 
 	inst, err = m.image.instantiate(m.e.linker, store, m.mod)
 	if err != nil {
 		return m.classify(r, res, err)
 	}
-	if ex := inst.GetExport(store, memoryExport); ex != nil {
-		r.mem = ex.Memory()
-	}
+	r.mem, r.hasMem = exportMemory(store, inst, memoryExport)
 	for _, name := range cfg.Entry {
-		fn := inst.GetFunc(store, name)
+		fn := exportFunc(store, inst, name)
 		if fn == nil {
 			return res, fmt.Errorf("wasmtime: entry point %q is not exported", name)
 		}
@@ -219,7 +222,7 @@ func configureWASI(store *wasmtime.Store, cfg engine.RunConfig) error {
 // size now: memory never shrinks) and whether a memory.grow was refused
 // for asking past limit. Without an instance (instantiation failed) it
 // reports the initial sizes.
-func (m *module) memoryUsage(store *wasmtime.Store, inst *wasmtime.Instance, main *wasmtime.Memory, limit uint64) (peak uint64, hit bool) {
+func (m *module) memoryUsage(store *wasmtime.Store, inst *wasmtime.Instance, r *run, limit uint64) (peak uint64, hit bool) {
 	for _, mi := range m.info.memories {
 		peak = max(peak, mi.minBytes())
 	}
@@ -234,22 +237,17 @@ func (m *module) memoryUsage(store *wasmtime.Store, inst *wasmtime.Instance, mai
 		names = []string{memoryExport}
 	}
 	for _, name := range names {
-		if name == memoryExport && main != nil {
-			// Looked up once already, after instantiation.
-			peak = max(peak, uint64(main.DataSize(store)))
-			continue
+		mem, ok := r.mem, r.hasMem // looked up once already, after instantiation
+		if name != memoryExport {
+			mem, ok = exportMemory(store, inst, name)
 		}
-		if ex := inst.GetExport(store, name); ex != nil {
-			if mem := ex.Memory(); mem != nil {
-				peak = max(peak, uint64(mem.DataSize(store)))
-			}
+		if ok {
+			peak = max(peak, uint64(len(mem.data(store))))
 		}
 	}
 	if m.info.hooked {
-		if ex := inst.GetExport(store, refusedExport); ex != nil {
-			if g := ex.Global(); g != nil {
-				hit = uint64(g.Get(store).I64()) > limit
-			}
+		if refused, ok := exportI64(store, inst, refusedExport); ok {
+			hit = uint64(refused) > limit
 		}
 	}
 	return peak, hit

@@ -155,3 +155,83 @@ int bh_advise_huge_pages(uintptr_t addr, size_t len) {
 	return ENOSYS;
 #endif
 }
+
+// Exports, looked up without wasmtime-go's Extern (shim.h).
+
+enum { BH_EXTERN_FUNC = 0, BH_EXTERN_GLOBAL = 1, BH_EXTERN_MEMORY = 3 };
+enum { BH_VAL_I64 = 1 };
+
+typedef struct bh_extern {
+	uint8_t kind;
+	union {
+		bh_func func;
+		bh_memory memory;
+		struct { uint64_t store_id; uint32_t private1, private2, private3; } global;
+		void *other[4]; // larger than any member of wasmtime's union (24 bytes in v39)
+	} of;
+} bh_extern;
+
+typedef struct bh_val {
+	uint8_t kind;
+	union {
+		int64_t i64;
+		void *other[4]; // larger than any member of wasmtime's union (24 bytes in v39)
+	} of;
+} bh_val;
+
+extern bool wasmtime_instance_export_get(wasmtime_context_t *store, const bh_instance *instance,
+	const char *name, size_t name_len, bh_extern *item);
+extern void wasmtime_extern_delete(bh_extern *val);
+extern void wasmtime_global_get(wasmtime_context_t *store, const void *global, bh_val *out);
+extern void wasmtime_val_unroot(bh_val *val);
+extern uint8_t *wasmtime_memory_data(const wasmtime_context_t *store, const bh_memory *memory);
+extern size_t wasmtime_memory_data_size(const wasmtime_context_t *store, const bh_memory *memory);
+
+static bool bh_export(wasmtime_context_t *cx, const bh_instance *inst, const char *name, size_t len,
+		uint8_t kind, bh_extern *ext) {
+	if (!wasmtime_instance_export_get(cx, inst, name, len, ext)) {
+		return false;
+	}
+	if (ext->kind != kind) {
+		wasmtime_extern_delete(ext);
+		return false;
+	}
+	return true;
+}
+
+bool bh_export_func(wasmtime_context_t *cx, const bh_instance *inst, const char *name, size_t len, bh_func *out) {
+	bh_extern ext;
+	if (!bh_export(cx, inst, name, len, BH_EXTERN_FUNC, &ext)) {
+		return false;
+	}
+	*out = ext.of.func;
+	return true;
+}
+
+bool bh_export_memory(wasmtime_context_t *cx, const bh_instance *inst, const char *name, size_t len, bh_memory *out) {
+	bh_extern ext;
+	if (!bh_export(cx, inst, name, len, BH_EXTERN_MEMORY, &ext)) {
+		return false;
+	}
+	*out = ext.of.memory;
+	return true;
+}
+
+bool bh_export_i64(wasmtime_context_t *cx, const bh_instance *inst, const char *name, size_t len, int64_t *out) {
+	bh_extern ext;
+	if (!bh_export(cx, inst, name, len, BH_EXTERN_GLOBAL, &ext)) {
+		return false;
+	}
+	bh_val v;
+	wasmtime_global_get(cx, &ext.of.global, &v);
+	bool ok = v.kind == BH_VAL_I64;
+	if (ok) {
+		*out = v.of.i64;
+	}
+	return ok;
+}
+
+uint8_t *bh_memory_view(const wasmtime_context_t *cx, const bh_memory *mem, size_t *size) {
+	*size = wasmtime_memory_data_size(cx, mem);
+	return wasmtime_memory_data(cx, mem);
+}

@@ -22,8 +22,22 @@ import (
 // the engine is used, that the structs still have that shape, and
 // checkStore that the pointer read from a store is the store's; a
 // wasmtime-go upgrade that changes either makes New fail instead of
-// misbehave.
+// misbehave. The same holds for the values an Instance and a Func wrap
+// (one field, val, the C API's struct), which a run reads and makes
+// directly (export.go).
 func checkLayout() error {
+	for _, v := range []struct {
+		t    reflect.Type
+		size uintptr
+	}{
+		{reflect.TypeFor[wasmtime.Instance](), C.sizeof_bh_instance},
+		{reflect.TypeFor[wasmtime.Func](), C.sizeof_bh_func},
+		{reflect.TypeFor[wasmtime.Memory](), C.sizeof_bh_memory},
+	} {
+		if v.t.Kind() != reflect.Struct || v.t.NumField() != 1 || v.t.Field(0).Name != "val" || v.t.Size() != v.size {
+			return fmt.Errorf("wasmtime: unexpected layout of %s", v.t)
+		}
+	}
 	for _, t := range []reflect.Type{reflect.TypeFor[wasmtime.Config](), reflect.TypeFor[wasmtime.Store]()} {
 		if t.Kind() != reflect.Struct || t.NumField() == 0 {
 			return fmt.Errorf("wasmtime: unexpected layout of %s", t)

@@ -97,5 +97,41 @@ size_t bh_page_size(void);
 // bh_memory_tune sets how many free ranges an image keeps, and from how
 // many memories alive a new range is a burst's (bh_prefault).
 void bh_memory_tune(size_t max_kept, size_t burst_at);
+// bh_malloc_tune keeps the instances' C heap from being given back to the
+// kernel and faulted in again at every step (memory.c).
+void bh_malloc_tune(void);
+// bh_malloc_mapped is the bytes the C heap holds in chunks mapped on
+// their own, or -1 where unknown (for tests).
+long long bh_malloc_mapped(void);
+// bh_malloc_heap is the bytes of the C heap's arenas, or -1 (for tests).
+long long bh_malloc_heap(void);
+
+// The values wasmtime's C API passes by value (wasmtime/extern.h,
+// wasmtime/instance.h), as wasmtime-go holds them in its Instance and Func.
+typedef struct bh_instance {
+	uint64_t store_id;
+	size_t private_;
+} bh_instance;
+typedef struct bh_func {
+	uint64_t store_id;
+	void *private_;
+} bh_func;
+typedef struct bh_memory {
+	struct {
+		uint64_t store_id;
+		uint32_t private1;
+	} id; // padded to 16 bytes, as in wasmtime's header
+	uint32_t private2;
+} bh_memory;
+
+// bh_export_func, bh_export_memory and bh_export_i64 look up inst's export
+// name of that kind (bh_export_i64: an i64 global, its value), returning
+// false when there is none: what wasmtime-go's GetExport does, without an
+// extern object and its finalizer per lookup.
+bool bh_export_func(wasmtime_context_t *cx, const bh_instance *inst, const char *name, size_t len, bh_func *out);
+bool bh_export_memory(wasmtime_context_t *cx, const bh_instance *inst, const char *name, size_t len, bh_memory *out);
+bool bh_export_i64(wasmtime_context_t *cx, const bh_instance *inst, const char *name, size_t len, int64_t *out);
+// bh_memory_view returns mem's data and sets *size to its length.
+uint8_t *bh_memory_view(const wasmtime_context_t *cx, const bh_memory *mem, size_t *size);
 
 #endif
