@@ -511,6 +511,9 @@ func (p *progress) clear() {
 // that stops it and clears the line.
 func (b *batch) progress(start time.Time) func() {
 	f, ok := b.prog.w.(*os.File)
+	if s, isSink := b.prog.w.(*logSink); isSink {
+		f, ok = s.file()
+	}
 	if b.c.Bool("no-progress") || !ok || !term.IsTerminal(int(f.Fd())) {
 		return func() {}
 	}

@@ -123,7 +123,8 @@ func streamsOf(c *cli.Context) streams { return c.App.Metadata["streams"].(strea
 
 // runMain runs the CLI and returns the process exit code.
 func runMain(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	app := newApp(streams{in: stdin, out: stdout, err: stderr})
+	logs := newLogSink(stderr)
+	app := newApp(streams{in: stdin, out: stdout, err: logs})
 	var closers []io.Closer
 	app.Metadata["closers"] = &closers
 	err := app.RunContext(ctx, args)
@@ -132,6 +133,7 @@ func runMain(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 			err = &exitErr{code: exitOutput, msg: "closing: " + cerr.Error()}
 		}
 	}
+	logs.Close()
 	if err == nil {
 		return exitSuccess
 	}
