@@ -243,6 +243,54 @@ func TestMemory_prefault(t *testing.T) {
 	}
 }
 
+// TestMemory_prefaultLearnsWrites: a burst's range copies in, up front,
+// the image pages that a memory of the same module in use has written,
+// and maps the rest from the image's file: a page the guest writes is not
+// first mapped read-only and then copied at a fault.
+func TestMemory_prefaultLearnsWrites(t *testing.T) {
+	if !memoryCreator {
+		t.Skip("the engine does not make memories here")
+	}
+	if os.Getpagesize() != 4096 {
+		t.Skip("the test module writes to the third 4 KiB page")
+	}
+	e := newTestEngine(t)
+	m := compile(t, e, filepath.Join("testdata", "learn.wat"))
+	defer tuneMemoryC(maxKeptRanges, maxKeptRanges)
+	var pages []residency.Page
+	_, err := m.Run(context.Background(), engine.RunConfig{
+		Entry: []string{"write"},
+		Capture: func(engine.Instance) error {
+			// This memory, in use, wrote the image's third page; the next
+			// memory is a burst's.
+			tuneMemoryC(maxKeptRanges, 0)
+			errc := make(chan error, 1)
+			go func() {
+				_, err := m.Run(context.Background(), engine.RunConfig{
+					Entry: []string{"read"},
+					Capture: func(inst engine.Instance) error {
+						mem := inst.Memory()
+						var err error
+						pages, err = residency.Pages(uintptr(unsafe.Pointer(&mem[0])), 16)
+						return err
+					},
+				})
+				errc <- err
+			}()
+			return <-errc
+		},
+	})
+	if errors.Is(err, residency.ErrUnavailable) {
+		t.Skip(err)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := residency.CheckImage(pages, 2); err != nil {
+		t.Errorf("the burst's memory: %v", err)
+	}
+}
+
 // TestMemory_prefaultNotForReturnedRuns: memories alive beyond the steps
 // the cores run, but no more than returned runs' stores may hold while
 // they wait for the closer, do not make a burst: a steady batch whose

@@ -77,6 +77,14 @@ struct bh_image {
 	bh_range *free;
 	int nfree;
 	bool closed;
+	// scout is a range of the image in use (the first made while none
+	// was), whose pages a run wrote tell a burst's ranges which image pages
+	// to fault in writable (bh_learn); NULL when none. written has a bit
+	// per image page seen written in a scout, set atomically and never
+	// cleared; learned counts the passes that read a scout's page map.
+	bh_range *scout;
+	uint64_t *written;
+	int learned;
 };
 
 // bh_mem is one instance's memory.
@@ -101,6 +109,10 @@ static size_t bh_max_reset = 16 << 20;
 // faulted in, writable, as it first becomes accessible: about what a Go
 // guest's runtime touches as it starts (1.6 MiB, of which it writes 0.5).
 #define BH_MAX_PREFAULT ((size_t)2 << 20)
+
+// BH_MAX_LEARN is how many times a burst's new ranges read a scout's page
+// map (bh_learn) before the image's written pages are taken as known.
+#define BH_MAX_LEARN 16
 
 // bh_burst_at is how many memories of a module alive at once make the next
 // range a burst's (memory.go sets it to the ranges a module keeps).
@@ -176,6 +188,7 @@ size_t bh_page_size(void) {
 }
 
 bh_image *bh_image_new(const uint8_t *bytes, size_t len) {
+	bh_page_size();
 	bh_image *img = calloc(1, sizeof(bh_image));
 	if (img == NULL) {
 		return NULL;
@@ -191,6 +204,12 @@ bh_image *bh_image_new(const uint8_t *bytes, size_t len) {
 		}
 		memcpy(img->bytes, bytes, len);
 		img->len = len;
+		img->written = calloc((len / HOST_PAGE + 64) / 64, sizeof(uint64_t));
+		if (img->written == NULL) {
+			free(img->bytes);
+			free(img);
+			return NULL;
+		}
 		int fd = memfd_create("blockhost-wasmtime-image", MFD_CLOEXEC | MFD_ALLOW_SEALING);
 		if (fd >= 0) {
 			size_t done = 0;
@@ -243,6 +262,7 @@ static void bh_image_unref(bh_image *img) {
 		close(img->fd);
 	}
 	free(img->bytes);
+	free(img->written);
 	pthread_mutex_destroy(&img->mu);
 	free(img);
 }
@@ -258,6 +278,60 @@ void bh_image_close(bh_image *img) {
 	pthread_mutex_unlock(&img->mu);
 	bh_unmap_free(free_list);
 	bh_image_unref(img);
+}
+
+// bh_learn adds to img->written the image pages its scout's run has
+// written (present, and no longer the file's page), reading the scout's
+// page map; img->mu is held, so the scout stays mapped. A burst's ranges
+// learn this way because a burst has no range given back yet to learn
+// from, while its first memories have long started.
+static void bh_learn(bh_image *img) {
+	pthread_once(&bh_pagemap_once, bh_open_pagemap);
+	bh_range *r = img->scout;
+	if (bh_pagemap < 0 || r == NULL || img->learned >= BH_MAX_LEARN) {
+		return;
+	}
+	img->learned++;
+	size_t pages = img->len / HOST_PAGE;
+	uint64_t buf[512];
+	for (size_t first = 0; first < pages; first += 512) {
+		size_t n = pages - first < 512 ? pages - first : 512;
+		off_t off = (off_t)(((uintptr_t)r->base / HOST_PAGE + first) * 8);
+		if (pread(bh_pagemap, buf, n * 8, off) != (ssize_t)(n * 8)) {
+			return;
+		}
+		for (size_t i = 0; i < n; i++) {
+			uint64_t e = buf[i];
+			if ((e & ((uint64_t)3 << 62)) != 0 && (e & ((uint64_t)1 << 61)) == 0) {
+				size_t k = first + i;
+				__atomic_or_fetch(&img->written[k / 64], (uint64_t)1 << (k % 64), __ATOMIC_RELAXED);
+			}
+		}
+	}
+}
+
+// bh_populate_written faults in, writable, the image pages of r that a
+// scout's run wrote (bh_learn): each is copied from the file now, rather
+// than mapped read-only by the populate that follows and copied at the
+// guest's first write, a fault that must also flush the page from every
+// CPU the process runs on (about 50 us on a virtual machine). A page
+// wrongly guessed costs a copy of its own bytes: what the guest sees is
+// the same either way.
+static void bh_populate_written(bh_range *r, bh_image *img) {
+	size_t pages = img->len / HOST_PAGE;
+	size_t run = 0;
+	for (size_t k = 0; k <= pages; k++) {
+		bool set = k < pages &&
+			(__atomic_load_n(&img->written[k / 64], __ATOMIC_RELAXED) >> (k % 64) & 1) != 0;
+		if (set) {
+			run++;
+			continue;
+		}
+		if (run > 0) {
+			madvise(r->base + (k - run) * HOST_PAGE, run * HOST_PAGE, MADV_POPULATE_WRITE);
+			run = 0;
+		}
+	}
 }
 
 // bh_range_new reserves reserve bytes, behind a guard region of pre
@@ -300,9 +374,13 @@ static bh_range *bh_range_new(bh_image *img, size_t pre, size_t reserve, bool bu
 		}
 		r->usable = img->len;
 		if (burst) {
-			// The image's pages are mapped now, read-only until written, in
+			// The pages a run is known to write are copied in first; the
+			// rest of the image is mapped now, read-only until written, in
 			// one call rather than a fault per 64 KiB the run reads. Failure
 			// (an old kernel) leaves them to fault as usual.
+			if (img->fd >= 0) {
+				bh_populate_written(r, img);
+			}
 			madvise(r->base, img->len, MADV_POPULATE_READ);
 		}
 	}
@@ -428,6 +506,9 @@ static void bh_mem_free(void *env) {
 		return;
 	}
 	pthread_mutex_lock(&img->mu);
+	if (img->scout == r) {
+		img->scout = NULL; // before the range is reset or unmapped
+	}
 	bool keep = !img->closed && (size_t)img->nfree < bh_max_kept && r->prefault_end == 0 &&
 		__atomic_load_n(&bh_kept, __ATOMIC_RELAXED) < bh_max_kept_total;
 	pthread_mutex_unlock(&img->mu);
@@ -494,6 +575,9 @@ static wasmtime_error_t *bh_new_memory(void *env, const void *ty, size_t minimum
 			}
 		}
 		img->refs++;
+		if (burst && r == NULL) {
+			bh_learn(img);
+		}
 		pthread_mutex_unlock(&img->mu);
 	}
 	if (r == NULL) {
@@ -533,6 +617,15 @@ static wasmtime_error_t *bh_new_memory(void *env, const void *ty, size_t minimum
 		goto fail;
 	}
 	m->size = minimum;
+	if (img != NULL) {
+		// Only a memory handed out may scout: bh_mem_free, which every
+		// such memory ends in, clears it.
+		pthread_mutex_lock(&img->mu);
+		if (img->scout == NULL) {
+			img->scout = r;
+		}
+		pthread_mutex_unlock(&img->mu);
+	}
 	ret->env = m;
 	ret->get_memory = bh_mem_get;
 	ret->grow_memory = bh_mem_grow;

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"testing"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 
@@ -134,5 +135,49 @@ func TestMemory_prefault(t *testing.T) {
 				t.Fatalf("after the run, %d ranges live, %d free; want the range kept: %v", p.live, len(p.free), !burst)
 			}
 		})
+	}
+}
+
+// TestMemory_prefaultLearnsWrites: a burst's range copies in, up front,
+// the image pages that a memory of the same module in use has written,
+// and maps the rest from the image's file: a page the guest writes is not
+// first mapped read-only and then copied at a fault.
+func TestMemory_prefaultLearnsWrites(t *testing.T) {
+	if hostPage != 4096 {
+		t.Skip("the test module writes to the third 4 KiB page")
+	}
+	kept := maxKept
+	defer func() { maxKept = kept }()
+	m, err := newTestEngine(t).Compile(context.Background(), memoryFixture(t, "learn"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close(context.Background())
+	var pages []residency.Page
+	_, err = m.Run(context.Background(), engine.RunConfig{
+		Entry: []string{"write"},
+		Capture: func(engine.Instance) error {
+			// This memory, in use, wrote the image's third page; the next
+			// memory is a burst's.
+			maxKept = 0
+			_, err := m.Run(context.Background(), engine.RunConfig{
+				Entry: []string{"read"},
+				Capture: func(inst engine.Instance) error {
+					var err error
+					pages, err = residency.Pages(uintptr(unsafe.Pointer(&inst.Memory()[0])), 16)
+					return err
+				},
+			})
+			return err
+		},
+	})
+	if errors.Is(err, residency.ErrUnavailable) {
+		t.Skip(err)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := residency.CheckImage(pages, 2); err != nil {
+		t.Errorf("the burst's memory: %v", err)
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"unsafe"
 )
 
@@ -84,6 +85,23 @@ func CheckFresh(mem []byte, image, mapped, prefaulted int) error {
 	}
 	if n := len(mem) - image - bytes.Count(mem[image:], []byte{0}); n != 0 {
 		return fmt.Errorf("%d bytes past the image are not zero", n)
+	}
+	return nil
+}
+
+// CheckImage checks pages, those of an image mapped in a memory: each
+// mapped from the image's file, except the ones whose indexes written
+// lists, which are private copies. The error names the first page that
+// differs.
+func CheckImage(pages []Page, written ...int) error {
+	for i, p := range pages {
+		want := File
+		if slices.Contains(written, i) {
+			want = Private
+		}
+		if p != want {
+			return fmt.Errorf("image page %d is resident as %d, want %d", i, p, want)
+		}
 	}
 	return nil
 }
