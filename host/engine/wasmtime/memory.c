@@ -72,7 +72,10 @@ struct bh_image {
 	// refs counts the module's reference and one per memory alive.
 	int refs;
 	int fd; // sealed memory file holding bytes, or -1
+	// bytes are the image: the file's pages mapped read-only
+	// (bytes_mapped), or a copy where there is no file.
 	uint8_t *bytes;
+	bool bytes_mapped;
 	size_t len;
 	bh_range *free;
 	int nfree;
@@ -196,37 +199,46 @@ bh_image *bh_image_new(const uint8_t *bytes, size_t len) {
 	pthread_mutex_init(&img->mu, NULL);
 	img->refs = 1;
 	img->fd = -1;
-	if (len > 0) {
-		img->bytes = malloc(len);
-		if (img->bytes == NULL) {
-			free(img);
-			return NULL;
-		}
-		memcpy(img->bytes, bytes, len);
-		img->len = len;
-		img->written = calloc((len / HOST_PAGE + 64) / 64, sizeof(uint64_t));
-		if (img->written == NULL) {
-			free(img->bytes);
-			free(img);
-			return NULL;
-		}
-		int fd = memfd_create("blockhost-wasmtime-image", MFD_CLOEXEC | MFD_ALLOW_SEALING);
-		if (fd >= 0) {
-			size_t done = 0;
-			while (done < len) {
-				ssize_t n = write(fd, bytes + done, len - done);
-				if (n <= 0) {
-					break;
-				}
-				done += (size_t)n;
-			}
-			if (done == len && fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL) == 0) {
-				img->fd = fd;
-			} else {
-				close(fd);
-			}
-		}
+	if (len == 0) {
+		return img;
 	}
+	img->len = len;
+	img->written = calloc((len / HOST_PAGE + 64) / 64, sizeof(uint64_t));
+	if (img->written == NULL) {
+		free(img);
+		return NULL;
+	}
+	int fd = memfd_create("blockhost-wasmtime-image", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+	if (fd >= 0) {
+		size_t done = 0;
+		while (done < len) {
+			ssize_t n = write(fd, bytes + done, len - done);
+			if (n <= 0) {
+				break;
+			}
+			done += (size_t)n;
+		}
+		if (done == len && fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL) == 0) {
+			// The bytes resets copy from are the sealed file's own pages,
+			// mapped read-only: no second copy of the image in memory.
+			void *p = mmap(NULL, len, PROT_READ, MAP_SHARED, fd, 0);
+			if (p != MAP_FAILED) {
+				img->fd = fd;
+				img->bytes = p;
+				img->bytes_mapped = true;
+				return img;
+			}
+		}
+		close(fd);
+	}
+	// No memory file: every range holds a copy of the bytes.
+	img->bytes = malloc(len);
+	if (img->bytes == NULL) {
+		free(img->written);
+		free(img);
+		return NULL;
+	}
+	memcpy(img->bytes, bytes, len);
 	return img;
 }
 
@@ -261,7 +273,11 @@ static void bh_image_unref(bh_image *img) {
 	if (img->fd >= 0) {
 		close(img->fd);
 	}
-	free(img->bytes);
+	if (img->bytes_mapped) {
+		munmap(img->bytes, img->len);
+	} else {
+		free(img->bytes);
+	}
 	free(img->written);
 	pthread_mutex_destroy(&img->mu);
 	free(img);
