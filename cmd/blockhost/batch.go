@@ -265,6 +265,27 @@ func (b *batch) feed(ctx context.Context, in io.Reader, capacity int) (readErr e
 	slots := make(chan struct{}, capacity)
 	var wg sync.WaitGroup
 	defer wg.Wait()
+	// Collectors wait for the steps' results and write them, as they
+	// finish: capacity of them, one for each step the executor may hold,
+	// each kept for the whole batch so that its stack, grown once by
+	// encoding a result, serves every step after (a goroutine per step
+	// grew one every time).
+	type started struct {
+		t    *job.Ticket
+		slot bool
+	}
+	tickets := make(chan started, capacity)
+	for range capacity {
+		wg.Go(func() {
+			for s := range tickets {
+				b.out.write(s.t.Result(), s.t.DuplicateOf())
+				if s.slot {
+					<-slots
+				}
+			}
+		})
+	}
+	defer close(tickets)
 
 	// The reader goroutine is owned by feed; it ends at the end of the
 	// input, or when it next returns from Read after feed stopped taking
@@ -318,13 +339,7 @@ func (b *batch) feed(ctx context.Context, in io.Reader, capacity int) (readErr e
 					b.out.write(job.ErrorResult(p.xr.Step.ID, p.xr.Runner.Name(), context.Cause(ctx)), "")
 					return nil, true
 				}
-				t := b.svc.Start(ctx, p.xr)
-				wg.Go(func() {
-					b.out.write(t.Result(), t.DuplicateOf())
-					if slot {
-						<-slots
-					}
-				})
+				tickets <- started{b.svc.Start(ctx, p.xr), slot}
 			}
 		}
 		if errors.Is(it.err, io.EOF) {
