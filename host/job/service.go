@@ -22,6 +22,7 @@ import (
 	"github.com/blockhost/blockhost/host/httpcap"
 	"github.com/blockhost/blockhost/host/manifest"
 	"github.com/blockhost/blockhost/host/sign"
+	"github.com/blockhost/blockhost/internal/populate"
 	"github.com/blockhost/blockhost/plugins"
 )
 
@@ -359,7 +360,7 @@ func (s *Service) loadModule(ctx context.Context, path, builtin, name, engineNam
 			return &loaded{runner: rt.Native(p.Name, p.Run), module: p.Name, dependency: p.Dependency}, nil
 		}
 	}
-	wasm, err := os.ReadFile(path)
+	wasm, err := populate.ReadFile(path)
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
 			return nil, fmt.Errorf("no such module file, and no built-in block of that name (%s)", builtinNames())

@@ -47,6 +47,8 @@ import (
 	"sync/atomic"
 
 	"github.com/hashicorp/go-hclog"
+
+	"github.com/blockhost/blockhost/internal/populate"
 )
 
 // Format names the entry format. It is part of every entry's key, so an
@@ -149,7 +151,7 @@ func (c *Cache) Load(sum Sum, alloc func(n int) []byte) (payload []byte, ok bool
 	if alloc != nil {
 		data = alloc(int(info.Size()))[:info.Size()]
 	} else {
-		data = make([]byte, info.Size())
+		data = populate.Bytes(int(info.Size()))
 	}
 	_, err := io.ReadFull(f, data)
 	if err == nil {

@@ -1,0 +1,7 @@
+//go:build !linux
+
+package populate
+
+// Bytes returns a new slice of n bytes, for a file about to be read into
+// it.
+func Bytes(n int) []byte { return make([]byte, n) }
