@@ -74,6 +74,11 @@ func TestDiskCache_hit(t *testing.T) {
 	if got := cacheCounts(second); got != [4]int64{1, 0, 0, 0} {
 		t.Fatalf("second engine: hits, misses, rejected, write errors = %v", got)
 	}
+	// On Linux the code hit is mapped from a sealed memory file, not
+	// copied (deserialize).
+	if maps, err := os.ReadFile("/proc/self/maps"); err == nil && !bytes.Contains(maps, []byte("memfd:"+codeFileName)) {
+		t.Error("the cached code is not mapped from a sealed memory file")
+	}
 	info, err := os.Stat(filepath.Dir(entryPath(t, dir)))
 	if err != nil || info.Mode().Perm() != 0o700 {
 		t.Errorf("cache directory mode %v (%v), want 0700", info.Mode().Perm(), err)

@@ -11,6 +11,8 @@ import (
 	"unsafe"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/blockhost/blockhost/host/engine/internal/sealed"
 )
 
 // image is a module's memory image (image.go): its bytes, and a sealed
@@ -24,30 +26,13 @@ type image struct {
 	fd int // -1 when there is no file
 }
 
-// newImage holds b in a memory file; without one (an old kernel, no
-// descriptors left) memories are Go slices with a copy of b.
+// newImage holds b in a sealed memory file; without one (an old kernel,
+// no descriptors left) memories are Go slices with a copy of b.
 func newImage(b []byte) *image {
 	im := &image{bytes: b, fd: -1}
-	fd, err := unix.MemfdCreate("blockhost-wazero-image", unix.MFD_CLOEXEC|unix.MFD_ALLOW_SEALING)
-	if err != nil {
-		return im
+	if fd, err := sealed.File("blockhost-wazero-image", b); err == nil {
+		im.fd = fd
 	}
-	for rest := b; len(rest) > 0 && err == nil; {
-		var n int
-		n, err = unix.Write(fd, rest)
-		rest = rest[n:]
-	}
-	// Sealed, the file can no longer change: not through this descriptor,
-	// not through /proc/self/fd, not by anything that inherits it.
-	if err == nil {
-		_, err = unix.FcntlInt(uintptr(fd), unix.F_ADD_SEALS,
-			unix.F_SEAL_SHRINK|unix.F_SEAL_GROW|unix.F_SEAL_WRITE|unix.F_SEAL_SEAL)
-	}
-	if err != nil {
-		unix.Close(fd)
-		return im
-	}
-	im.fd = fd
 	return im
 }
 
