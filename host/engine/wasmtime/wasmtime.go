@@ -24,7 +24,10 @@ import (
 	"github.com/blockhost/blockhost/host/engine/wasip1"
 )
 
-func init() { engine.Register(Name, New) }
+func init() {
+	engine.Register(Name, New)
+	engine.RegisterCacheUse(Name, cacheUse)
+}
 
 // epochPeriod is how often the engine's ticker advances the epoch while
 // runs are in flight. It bounds how late a run notices that its context

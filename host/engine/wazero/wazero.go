@@ -66,7 +66,10 @@ import (
 // Name is the name this engine registers under.
 const Name = "wazero"
 
-func init() { engine.Register(Name, New) }
+func init() {
+	engine.Register(Name, New)
+	engine.RegisterCacheUse(Name, cacheUse)
+}
 
 // Engine is a wazero runtime with the host modules and WASI instantiated.
 type Engine struct {
