@@ -100,7 +100,8 @@ type StepAudit struct {
 // always returns exactly one result: every failure, including a panic in
 // the host's own code, becomes a status and an error in it. The step ends
 // as cancelled when ctx is cancelled and as timeout when ctx's deadline or
-// the step's timeout passes first.
+// the step's timeout passes first. A step run once the runtime is closed
+// ends as an error, resource_unavailable, without running.
 func (b *Block) Run(ctx context.Context, step Step) (res *abi.StepResult) {
 	start := time.Now()
 	lim := step.Limits.Or(b.rt.limits)
@@ -219,6 +220,10 @@ func (b *Block) Run(ctx context.Context, step Step) (res *abi.StepResult) {
 	case errors.As(err, &trap):
 		res.Status = abi.StatusError
 		res.Error = abi.NewError(abi.CodeExecutionFailed, abi.ClassPermanent, trap.Error())
+	case errors.Is(err, engine.ErrClosed) || errors.Is(err, ErrClosed):
+		// Nothing ran: the step may be retried on a runtime that is open.
+		res.Status = abi.StatusError
+		res.Error = abi.NewError(abi.CodeResourceUnavailable, abi.ClassRetryable, "the runtime is closed: the step did not run")
 	case err != nil:
 		res.Status = abi.StatusError
 		res.Error = abi.NewError(abi.CodeInternalError, abi.ClassPermanent, "engine failure: "+err.Error())

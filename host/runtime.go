@@ -242,8 +242,13 @@ func (r *Runtime) compile(ctx context.Context, name string, key [sha256.Size]byt
 	return e.mod, nil
 }
 
-// Close releases the engine and everything compiled. Steps still running
-// are not waited for; a Block must not be run after Close.
+// Close releases the engine and everything compiled. It waits for the
+// steps in flight to end, each by its own timeout or context (cancel them
+// first for a prompt close), and frees nothing they use; if ctx ends
+// first, Close returns its cause, and what they use is freed when the last
+// of them ends. Load after Close returns ErrClosed, and a step run on a
+// Block of a closed runtime ends as an error, resource_unavailable,
+// without running.
 func (r *Runtime) Close(ctx context.Context) error {
 	r.mu.Lock()
 	if r.closed {

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -24,15 +25,7 @@ import (
 // once per batch, not once per line.
 func TestRun_pinnedModule(t *testing.T) {
 	dir := t.TempDir()
-	echo, err := os.ReadFile(fixture(t, "echo"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	other, err := os.ReadFile(fixture(t, "wasiecho"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	hexOf := func(b []byte) string { s := sha256.Sum256(b); return hex.EncodeToString(s[:]) }
+	echo, other := pinModules(t)
 	write := func(name string, b []byte) string {
 		t.Helper()
 		p := filepath.Join(dir, name)
@@ -104,4 +97,107 @@ func TestRun_pinnedModule(t *testing.T) {
 	if code != exitUsage || !strings.Contains(stderr.String(), hexOf(other)) || !strings.Contains(stderr.String(), hexOf(echo)) {
 		t.Errorf("worker with a module that is not the pinned one: exit %d\n%s", code, stderr.String())
 	}
+}
+
+// pinModules returns two different modules, the one a pin names and
+// another.
+func pinModules(t *testing.T) (echo, other []byte) {
+	t.Helper()
+	echo, err := os.ReadFile(fixture(t, "echo"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, err = os.ReadFile(fixture(t, "wasiecho"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return echo, other
+}
+
+// hexOf is b's SHA-256 in lower-case hex.
+func hexOf(b []byte) string { s := sha256.Sum256(b); return hex.EncodeToString(s[:]) }
+
+// TestWorker_blockPin: --block TYPE=PATH@sha256:HEX pins the module as a
+// configuration's sha256 does. The pinned module starts the worker; another
+// module stops it before it starts (exit 2, naming the job type, the path
+// and both digests); a malformed pin, here or in --config, is a usage
+// error naming what is wrong.
+func TestWorker_blockPin(t *testing.T) {
+	dir := t.TempDir()
+	echo, other := pinModules(t)
+	mod := filepath.Join(dir, "echo.wasm")
+	if err := os.WriteFile(mod, echo, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	badConf := filepath.Join(dir, "bad.hcl")
+	if err := os.WriteFile(badConf, []byte("block \"echo\" {\n  module = \"echo.wasm\"\n  sha256 = \"not-a-digest\"\n}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// worker runs a worker until it is ready, then stops it; a worker that
+	// does not stop is stopped by the hang-catcher.
+	worker := func(args ...string) (int, string) {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+		defer cancel()
+		stderr := &readyWriter{ready: cancel}
+		code := runMain(ctx, append([]string{"blockhost", "--log-level", "info", "worker", "--no-cache", "--store", filepath.Join(dir, "nats"),
+			"--nats-listen", "127.0.0.1:0", "--http", "off"}, args...), strings.NewReader(""), io.Discard, stderr)
+		return code, stderr.String()
+	}
+
+	for _, pin := range []string{"@sha256:" + hexOf(echo), "@SHA256:" + strings.ToUpper(hexOf(echo))} {
+		if code, stderr := worker("--block", "echo="+mod+pin); code != exitSuccess || !strings.Contains(stderr, "worker ready") {
+			t.Errorf("pinned to its own digest (%s): exit %d\n%s", pin, code, stderr)
+		}
+	}
+
+	code, stderr := worker("--block", "echo="+mod+"@sha256:"+hexOf(other))
+	if code != exitUsage || strings.Contains(stderr, "worker ready") {
+		t.Errorf("pinned to another digest: exit %d\n%s", code, stderr)
+	}
+	for _, want := range []string{`"echo"`, mod, hexOf(echo), hexOf(other)} {
+		if !strings.Contains(stderr, want) {
+			t.Errorf("the refusal does not name %s:\n%s", want, stderr)
+		}
+	}
+
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--block", "echo=" + mod + "@sha256:" + hexOf(echo)[:63]}, "63 characters"},
+		{[]string{"--block", "echo=" + mod + "@sha256:" + hexOf(echo)[:62] + "zz"}, "hexadecimal"},
+		{[]string{"--block", "echo=" + mod + "@md5:0123"}, `unknown digest algorithm "md5"`},
+		{[]string{"--block", "echo=@sha256:" + hexOf(echo)}, "no path before the pin"},
+		{[]string{"--config", badConf}, `"not-a-digest" is not a SHA-256 digest`},
+	} {
+		code, stderr := worker(tc.args...)
+		if code != exitUsage || !strings.Contains(stderr, tc.want) || strings.Contains(stderr, "worker ready") {
+			t.Errorf("%v: exit %d, want %d and %q in\n%s", tc.args, code, exitUsage, tc.want, stderr)
+		}
+	}
+}
+
+// readyWriter keeps what it is written and calls ready once the worker
+// says it is ready.
+type readyWriter struct {
+	mu    sync.Mutex
+	buf   bytes.Buffer
+	ready func()
+}
+
+func (w *readyWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.buf.Write(p)
+	if bytes.Contains(w.buf.Bytes(), []byte("worker ready")) {
+		w.ready()
+	}
+	return len(p), nil
+}
+
+func (w *readyWriter) String() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.buf.String()
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"net"
@@ -36,7 +37,7 @@ func workerCommand() *cli.Command {
 			"--store, listening on --nats-listen so that more workers and `blockhost submit` can join.\n" +
 			"Job types: the built-ins\n(" + strings.Join(builtinJobTypes, ", ") + ")\n" +
 			"under the --allow-http, --allow-dir and --allow-sql grants, and each WebAssembly block\n" +
-			"of --config (block \"TYPE\" { manifest = \"…\" sha256 = \"…\" }) or --block.\n" +
+			"of --config (block \"TYPE\" { manifest = \"…\" sha256 = \"…\" }) or --block TYPE=PATH[@sha256:HEX].\n" +
 			"human.approval waits, holding no slot, for a decision on caf.exec.approval.v1.decide.ID\n" +
 			"(blockhost decide) or its deadline.\n" +
 			"SIGTERM or Ctrl-C drains: no more fetching, running steps finish within --drain-timeout,\n" +
@@ -50,7 +51,7 @@ func workerCommand() *cli.Command {
 			&cli.IntFlag{Name: "replicas", Value: 1, Usage: "replicas of the streams the worker creates (3 on a cluster)"},
 			&cli.StringFlag{Name: "http", Value: "127.0.0.1:9090", Usage: "address of GET /_health and GET /metrics (\"off\": none)"},
 			&cli.StringFlag{Name: "config", Usage: "worker configuration `FILE` (HCL): one block \"TYPE\" { manifest = \"…\" } per job type"},
-			&cli.StringSliceFlag{Name: "block", Usage: "run job type `TYPE=MODULE.wasm|MANIFEST` (repeatable)"},
+			&cli.StringSliceFlag{Name: "block", Usage: "run job type `TYPE=PATH[@sha256:HEX]` from a module.wasm or manifest, pinned to the digest if given (repeatable)"},
 			&cli.StringFlag{Name: "worker-id", Usage: "the worker's `ID`; by default the host name and process id"},
 			&cli.IntFlag{Name: "concurrency", Aliases: []string{"c"}, Value: runtime.GOMAXPROCS(0) * 4, Usage: "steps running at once"},
 			&cli.IntFlag{Name: "queue-size", Usage: "steps held waiting beyond those running"},
@@ -247,7 +248,11 @@ func workerTypes(c *cli.Context) (map[string]job.Request, error) {
 			if !filepath.IsAbs(p) {
 				p = filepath.Join(filepath.Dir(path), p)
 			}
-			if err := add(path, b.Type, p, b.SHA256, b.Module != ""); err != nil {
+			pin, err := checkPin(b.SHA256)
+			if err != nil {
+				return nil, usageErrorf("invalid --config %s: block %q: sha256 %v", path, b.Type, err)
+			}
+			if err := add(path, b.Type, p, pin, b.Module != ""); err != nil {
 				return nil, err
 			}
 		}
@@ -255,13 +260,64 @@ func workerTypes(c *cli.Context) (map[string]job.Request, error) {
 	for _, s := range c.StringSlice("block") {
 		t, p, ok := strings.Cut(s, "=")
 		if !ok || t == "" || p == "" {
-			return nil, usageErrorf("invalid --block %q: want TYPE=MODULE.wasm or TYPE=MANIFEST", s)
+			return nil, usageErrorf("invalid --block %q: want TYPE=MODULE.wasm or TYPE=MANIFEST, optionally followed by @sha256:HEX", s)
 		}
-		if err := add("--block", t, p, "", false); err != nil {
+		p, pin, err := splitPin(p)
+		if err != nil {
+			return nil, usageErrorf("invalid --block %q: %v", s, err)
+		}
+		if p == "" {
+			return nil, usageErrorf("invalid --block %q: no path before the pin", s)
+		}
+		if err := add("--block", t, p, pin, false); err != nil {
 			return nil, err
 		}
 	}
 	return types, nil
+}
+
+// splitPin splits a --block path "PATH@sha256:HEX" into PATH and the pin
+// "sha256:hex". Only what follows the last '@' can be a pin, and only when
+// it starts with an algorithm's name and a colon: "PATH@ALG:…"; any other
+// '@' is part of the path. sha256 is the only algorithm.
+func splitPin(s string) (path, pin string, err error) {
+	i := strings.LastIndexByte(s, '@')
+	if i < 0 {
+		return s, "", nil
+	}
+	alg, _, ok := strings.Cut(s[i+1:], ":")
+	if !ok || alg == "" || strings.Trim(strings.ToLower(alg), "abcdefghijklmnopqrstuvwxyz0123456789-") != "" {
+		return s, "", nil
+	}
+	if !strings.EqualFold(alg, "sha256") {
+		return "", "", fmt.Errorf("unknown digest algorithm %q in the pin %q: only sha256 is supported", alg, s[i+1:])
+	}
+	pin, err = checkPin(s[i+1:])
+	if err != nil {
+		return "", "", fmt.Errorf("the pin %v", err)
+	}
+	return s[:i], pin, nil
+}
+
+// checkPin checks a pin, "HEX" or "sha256:HEX", as job.Request.SHA256
+// takes it, and returns it as "sha256:hex"; empty stays empty. It is
+// checked here so that a bad pin stops the worker before it starts, rather
+// than failing each of its jobs.
+func checkPin(pin string) (string, error) {
+	if pin == "" {
+		return "", nil
+	}
+	h := pin
+	if len(h) > len("sha256:") && strings.EqualFold(h[:len("sha256:")], "sha256:") {
+		h = h[len("sha256:"):]
+	}
+	switch {
+	case len(h) != 2*sha256.Size:
+		return "", fmt.Errorf("%q is not a SHA-256 digest: %d characters, want 64 hexadecimal digits", pin, len(h))
+	case strings.Trim(strings.ToLower(h), "0123456789abcdef") != "":
+		return "", fmt.Errorf("%q is not a SHA-256 digest: want 64 hexadecimal digits (0-9, a-f)", pin)
+	}
+	return "sha256:" + strings.ToLower(h), nil
 }
 
 // stateDir is the embedded server's default store:

@@ -10,6 +10,15 @@
 //     is reported in RunResult.MemoryLimitHit;
 //   - a trap is returned as a *Trap and never crashes the process;
 //   - host functions receive the ctx given to Run.
+//
+// Closing waits for what is in flight rather than interrupting it:
+// Module.Close and Engine.Close stop new runs at once (Run then returns
+// ErrClosed, and Compile too on a closed engine) and free nothing a run
+// still uses. They wait, as long as their ctx allows, for the runs in
+// flight to end by themselves, by their own contexts; should ctx end
+// first, Close returns its cause and what the runs use is freed when the
+// last of them returns. A caller that wants steps to end sooner cancels
+// their contexts first.
 package engine
 
 import (
@@ -123,7 +132,10 @@ type Engine interface {
 	// Compile validates and compiles wasm. The returned Module can be run
 	// many times, concurrently.
 	Compile(ctx context.Context, wasm []byte) (Module, error)
-	// Close releases the engine and every module it compiled.
+	// Close releases the engine and every module it compiled, once the
+	// runs in flight on them have returned (see the package comment). It
+	// returns ctx's cause if ctx ends before then; closing again is
+	// harmless.
 	Close(ctx context.Context) error
 }
 
@@ -138,9 +150,12 @@ type Module interface {
 	// closes the instance. A nil error means every entry returned or the
 	// guest exited (see RunResult). The error is a *Trap when the guest
 	// trapped, ErrInterrupted when ctx ended the run, and anything else is
-	// a host-side failure.
+	// a host-side failure. Once the module or its engine is closed, Run
+	// returns ErrClosed without running anything.
 	Run(ctx context.Context, cfg RunConfig) (RunResult, error)
-	// Close releases the compiled code.
+	// Close releases the compiled code once the runs in flight on it have
+	// returned (see the package comment). It returns ctx's cause if ctx
+	// ends before then; closing again is harmless.
 	Close(ctx context.Context) error
 }
 

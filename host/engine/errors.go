@@ -38,3 +38,8 @@ type FormatError struct {
 }
 
 func (e *FormatError) Error() string { return e.Reason }
+
+// ErrClosed is returned by Module.Run once the module or its engine is
+// closed, and by Engine.Compile once the engine is. The run never started:
+// nothing of it ran.
+var ErrClosed = errors.New("engine: closed")

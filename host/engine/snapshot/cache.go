@@ -41,13 +41,34 @@ type Cache struct {
 // OpenCache prepares the snapshot cache under root, the engine's cache
 // directory.
 func OpenCache(logger hclog.Logger, root, engineName, engineVersion string) *Cache {
-	platform := runtime.GOARCH + "-" + runtime.GOOS
+	dir, key := cacheLayout(engineName, engineVersion)
 	return &Cache{
 		logger: logger,
-		dir:    filepath.Join(root, "blockhost-snapshot-"+engineName+"-"+engineVersion+"-"+platform),
-		key:    RewriteVersion + "; " + engineName + " " + engineVersion + "; " + platform,
+		dir:    filepath.Join(root, dir),
+		key:    key,
 		byName: map[string]*diskcache.Cache{},
 	}
+}
+
+// CacheDirPrefix begins the name of every snapshot cache directory, of
+// any engine, version and platform.
+const CacheDirPrefix = "blockhost-snapshot-"
+
+// cacheLayout is the name of the engine's snapshot directory under the
+// root and the part of its entries' keys that names the engine; the name
+// the module is initialised as follows it.
+func cacheLayout(engineName, engineVersion string) (dir, key string) {
+	platform := runtime.GOARCH + "-" + runtime.GOOS
+	return CacheDirPrefix + engineName + "-" + engineVersion + "-" + platform,
+		RewriteVersion + "; " + engineName + " " + engineVersion + "; " + platform
+}
+
+// CacheKeep is the snapshot directory of the engine under a cache root and
+// the start of every key its entries carry, for pruning what it does not
+// use (host/engine/cacheprune).
+func CacheKeep(engineName, engineVersion string) diskcache.Keep {
+	dir, key := cacheLayout(engineName, engineVersion)
+	return diskcache.Keep{Dir: dir, KeyPrefix: diskcache.Format + "; " + key + "; argv0 "}
 }
 
 // entries returns the entries of images initialised as argv0.

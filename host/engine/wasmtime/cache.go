@@ -13,6 +13,7 @@ import (
 	"github.com/bytecodealliance/wasmtime-go/v39"
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/blockhost/blockhost/host/engine"
 	"github.com/blockhost/blockhost/host/engine/internal/diskcache"
 	"github.com/blockhost/blockhost/host/engine/internal/sealed"
 )
@@ -41,9 +42,25 @@ type diskCache struct {
 }
 
 func openDiskCache(logger hclog.Logger, root, version string) *diskCache {
-	dir := filepath.Join(root, "wasmtime-"+libraryVersion+"-"+runtime.GOARCH+"-"+runtime.GOOS)
-	key := "wasmtime " + libraryVersion + "; wasmtime-go " + version + "; " + runtime.GOARCH + "-" + runtime.GOOS + "; " + settings + "; payload code+image"
-	return &diskCache{diskcache.Open(logger, dir, key)}
+	return &diskCache{diskcache.Open(logger, filepath.Join(root, cacheDirName()), cacheKey(version))}
+}
+
+// cacheDirPrefix begins the name of the cache's directory, of any version
+// and platform.
+const cacheDirPrefix = "wasmtime-"
+
+func cacheDirName() string {
+	return cacheDirPrefix + libraryVersion + "-" + runtime.GOARCH + "-" + runtime.GOOS
+}
+
+func cacheKey(version string) string {
+	return "wasmtime " + libraryVersion + "; wasmtime-go " + version + "; " + runtime.GOARCH + "-" + runtime.GOOS + "; " + settings + "; payload code+image"
+}
+
+// cacheUse says where this build keeps its entries, for pruning.
+func cacheUse() engine.CacheUse {
+	v := moduleVersion()
+	return engine.CacheUse{Prefix: cacheDirPrefix, Dir: cacheDirName(), Key: cacheKey(v), Version: v}
 }
 
 // A payload is wasmtime's serialized module, then the memory image split

@@ -41,6 +41,13 @@
 //     (host/engine/internal/datamerge). A run's store is deleted after Run
 //     returns, by the engine's closer goroutine (retire.go); its memory and
 //     slot are held until then, and Close waits for every deletion.
+//   - Closing a module or the engine waits for the runs in flight on it
+//     (as long as Close's context allows) and frees nothing they use: the
+//     module's compiled code and image, and the engine's closer, ticker,
+//     linker and wasmtime engine, are released by whichever of Close or
+//     the last run leaves them unused (host/engine/internal/inflight). A
+//     Run that starts once its module or engine is closing returns
+//     engine.ErrClosed without touching any of them.
 //   - Traps, including stack overflow, come back as *engine.Trap with the
 //     same messages the wazero engine gives, so results do not depend on the
 //     engine.

@@ -365,12 +365,12 @@ func TestEngine_closeReleasesModules(t *testing.T) {
 	compile(t, eng, filepath.Join(testwasm.ModuleRoot(t), "host", "testdata", "trap.wat"))
 	m := compile(t, eng, filepath.Join(testwasm.ModuleRoot(t), "host", "testdata", "loop.wat"))
 	m.Close(context.Background())
-	if n := len(eng.modules); n != 1 {
+	if n := eng.life.Len(); n != 1 {
 		t.Errorf("%d modules tracked, want 1", n)
 	}
 	e.Close(context.Background())
-	if eng.modules != nil {
-		t.Error("modules not released")
+	if n := eng.life.Len(); n != 0 {
+		t.Errorf("%d modules not released", n)
 	}
 	if _, err := e.Compile(context.Background(), testwasm.WAT(t, filepath.Join(testwasm.ModuleRoot(t), "host", "testdata", "trap.wat"))); err == nil {
 		t.Error("compiled on a closed engine")

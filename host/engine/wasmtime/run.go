@@ -14,6 +14,7 @@ import (
 	"github.com/bytecodealliance/wasmtime-go/v39"
 
 	"github.com/blockhost/blockhost/host/engine"
+	"github.com/blockhost/blockhost/host/engine/internal/inflight"
 	"github.com/blockhost/blockhost/host/engine/wasip1"
 )
 
@@ -34,6 +35,9 @@ type module struct {
 	hasMemory     bool
 	// image is what memory 0 of every instance starts as (memory.go).
 	image *memImage
+	// runs counts the runs in flight; the module is freed once it is
+	// closed and idle (free).
+	runs inflight.Gate
 }
 
 var _ engine.Module = (*module)(nil)
@@ -48,13 +52,11 @@ func (m *module) MinMemoryPages() (uint32, bool) {
 	return m.minPages, m.hasMemory
 }
 
-func (m *module) Close(context.Context) error {
-	m.e.mu.Lock()
-	defer m.e.mu.Unlock()
-	if _, ok := m.e.modules[m]; ok {
-		delete(m.e.modules, m)
-		m.mod.Close()
-		m.image.close()
+// Close implements engine.Module.
+func (m *module) Close(ctx context.Context) error {
+	m.runs.Close()
+	if err := m.runs.Wait(ctx); err != nil {
+		return fmt.Errorf("wasmtime: close: %d runs in flight: %w", m.runs.InFlight(), err)
 	}
 	return nil
 }
@@ -112,6 +114,12 @@ const memoryExport = "memory"
 
 // Run implements engine.Module.
 func (m *module) Run(ctx context.Context, cfg engine.RunConfig) (res engine.RunResult, err error) {
+	if !m.runs.Enter() {
+		return res, engine.ErrClosed
+	}
+	// Last of all, after the store is retired: the module, and the engine,
+	// may be freed as the run leaves.
+	defer m.runs.Leave()
 	limit := cfg.MemoryLimit
 	if limit == 0 || limit > maxLimit {
 		limit = maxLimit

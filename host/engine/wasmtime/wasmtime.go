@@ -20,10 +20,14 @@ import (
 	"github.com/blockhost/blockhost/host/engine"
 	"github.com/blockhost/blockhost/host/engine/internal/datamerge"
 	"github.com/blockhost/blockhost/host/engine/internal/diskcache"
+	"github.com/blockhost/blockhost/host/engine/internal/inflight"
 	"github.com/blockhost/blockhost/host/engine/wasip1"
 )
 
-func init() { engine.Register(Name, New) }
+func init() {
+	engine.Register(Name, New)
+	engine.RegisterCacheUse(Name, cacheUse)
+}
 
 // epochPeriod is how often the engine's ticker advances the epoch while
 // runs are in flight. It bounds how late a run notices that its context
@@ -106,14 +110,11 @@ type Engine struct {
 	// to back it with transparent huge pages (hugepages.go).
 	hugePool []mapping
 
-	// life is held for reading by Compile and for writing by Close, so
-	// that nothing is compiled on a closed engine.
-	life sync.RWMutex
-	// modules are the modules compiled and not yet closed; Close closes
-	// them, releasing the engine.
-	mu      sync.Mutex
-	modules map[*module]struct{}
-	closed  bool
+	// life counts the engine's users: each module not yet freed (its
+	// members), and each compilation in progress. The closer, the ticker,
+	// the linker and the engine itself are released once it is closed and
+	// idle (free): after the last run on any module has returned.
+	life inflight.Set
 
 	// linker resolves every import: WASI preview1, its file, stream and
 	// poll functions replaced by package wasip1's, and the host modules.
@@ -128,11 +129,10 @@ type Engine struct {
 
 	// active counts runs in flight; the ticker advances the epoch only
 	// while it is above zero, and wake tells it a first run began.
-	active    atomic.Int64
-	wake      chan struct{}
-	done      chan struct{}
-	ticker    sync.WaitGroup
-	closeOnce sync.Once
+	active atomic.Int64
+	wake   chan struct{}
+	done   chan struct{}
+	ticker sync.WaitGroup
 }
 
 var _ engine.Engine = (*Engine)(nil)
@@ -152,12 +152,12 @@ func New(_ context.Context, cfg engine.Config) (engine.Engine, error) {
 		eng:      eng,
 		version:  moduleVersion(),
 		pooled:   pooled,
-		modules:  map[*module]struct{}{},
 		wake:     make(chan struct{}, 1),
 		done:     make(chan struct{}),
 		retiring: make(chan retired, retireQueue),
 	}
 	e.slots = make(chan struct{}, maxRuns)
+	e.life.Init(e.free)
 	if pooled {
 		if hugePages {
 			e.hugePool = adviseHugePages(before, hugePoolMin(pool))
@@ -342,46 +342,48 @@ func (e *Engine) Name() string { return Name }
 // Version implements engine.Engine.
 func (e *Engine) Version() string { return e.version }
 
-// Close implements engine.Engine. It waits until the stores of returned
-// runs are deleted, stops the ticker and closes every module the engine
-// compiled, which must not be run afterwards.
-func (e *Engine) Close(context.Context) error {
-	e.closeOnce.Do(func() {
-		e.life.Lock()
-		defer e.life.Unlock()
-		e.stopCloser()
-		close(e.done)
-		e.ticker.Wait()
-		e.mu.Lock()
-		e.closed = true
-		for m := range e.modules {
-			m.mod.Close()
-			m.image.close()
-		}
-		e.modules = nil
-		e.mu.Unlock()
-		e.linker.Close()
-		e.eng.Close()
-	})
+// Close implements engine.Engine. It closes every module the engine
+// compiled; once the last run on them has returned, it waits until the
+// stores of returned runs are deleted, stops the ticker (which runs in
+// flight need, to be interrupted) and releases the engine.
+func (e *Engine) Close(ctx context.Context) error {
+	e.life.Close()
+	if err := e.life.Wait(ctx); err != nil {
+		return fmt.Errorf("wasmtime: close: %d modules still running: %w", e.life.Len(), err)
+	}
 	return nil
 }
 
-var errClosed = errors.New("wasmtime: engine closed")
+// free releases the engine, once no module or compilation uses it.
+func (e *Engine) free() error {
+	e.stopCloser()
+	close(e.done)
+	e.ticker.Wait()
+	e.linker.Close()
+	e.eng.Close()
+	return nil
+}
 
 // Compile implements engine.Engine.
-func (e *Engine) Compile(ctx context.Context, wasm []byte) (engine.Module, error) {
+func (e *Engine) Compile(ctx context.Context, wasm []byte) (_ engine.Module, err error) {
 	if err := ctx.Err(); err != nil {
 		return nil, context.Cause(ctx)
 	}
 	if err := engine.CheckHeader(wasm); err != nil {
 		return nil, err
 	}
-	e.life.RLock()
-	defer e.life.RUnlock()
-	if e.closed {
-		return nil, errClosed
+	if !e.life.Enter() {
+		return nil, engine.ErrClosed
 	}
+	// The compilation holds the engine; a module compiled holds it until
+	// it is freed.
+	defer func() {
+		if err != nil {
+			e.life.Leave()
+		}
+	}()
 	m := &module{e: e}
+	m.runs.Init(m.free)
 	var sum diskcache.Sum
 	if e.cache != nil {
 		sum = sha256.Sum256(wasm)
@@ -439,10 +441,23 @@ func (e *Engine) Compile(ctx context.Context, wasm []byte) (engine.Module, error
 	for _, mi := range m.info.memories {
 		m.memoryExports = append(m.memoryExports, mi.export)
 	}
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	e.modules[m] = struct{}{}
+	if !e.life.Add(&m.runs) {
+		// Close began during the compilation and did not see this module.
+		m.runs.Close() // frees it, which lets the engine go
+		return nil, engine.ErrClosed
+	}
 	return m, nil
+}
+
+// free releases the module once no run uses it, and lets the engine go.
+// The stores of its returned runs may still wait for the closer: the
+// image stays alive until their memories are freed (memory.c), and
+// wasmtime's module until their instances are.
+func (m *module) free() error {
+	m.mod.Close()
+	m.image.close()
+	m.e.life.Remove(&m.runs)
+	return nil
 }
 
 // describe lists the module's imports and exports, hiding those the

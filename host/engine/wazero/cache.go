@@ -16,6 +16,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/tetratelabs/wazero"
 
+	"github.com/blockhost/blockhost/host/engine"
 	"github.com/blockhost/blockhost/host/engine/internal/diskcache"
 )
 
@@ -62,6 +63,8 @@ type diskCache struct {
 	staging string
 	files   string
 	cc      wazero.CompilationCache
+	// hold marks staging as in use (diskcache.HoldDir).
+	hold *os.File
 
 	// mu makes compilations through the staging directory take turns, so
 	// that each finds there only its own entry.
@@ -75,10 +78,27 @@ func cacheKey(version string) string {
 		"; close-on-context-done; " + rewriteVersion
 }
 
+// cacheDirPrefix begins the name of the cache's directory, of any version
+// and platform.
+const cacheDirPrefix = "blockhost-wazero-"
+
+// cacheDirName is the name of the cache's directory under the root.
+func cacheDirName(version string) string {
+	return cacheDirPrefix + version + "-" + runtime.GOARCH + "-" + runtime.GOOS
+}
+
+// cacheUse says where this build keeps its entries, for pruning.
+func cacheUse() engine.CacheUse {
+	v := moduleVersion()
+	// Before its entries were checked (RATIONALE.md), blockhost gave the
+	// cache directory to wazero itself, which made wazero-VERSION-ARCH-OS.
+	return engine.CacheUse{Prefix: cacheDirPrefix, Dir: cacheDirName(v), Key: cacheKey(v), Version: v, Legacy: "wazero-v"}
+}
+
 // openDiskCache prepares the cache under root. It returns nil, having
 // logged why once, when the directory cannot be used.
 func openDiskCache(logger hclog.Logger, root, version string) *diskCache {
-	dir := filepath.Join(root, "blockhost-wazero-"+version+"-"+runtime.GOARCH+"-"+runtime.GOOS)
+	dir := filepath.Join(root, cacheDirName(version))
 	entries := diskcache.Open(logger, dir, cacheKey(version))
 	if !entries.On() {
 		return nil
@@ -89,7 +109,13 @@ func openDiskCache(logger hclog.Logger, root, version string) *diskCache {
 		return nil
 	}
 	d := &diskCache{entries: entries, staging: staging}
-	if d.cc, err = wazero.NewCompilationCacheWithDir(staging); err == nil {
+	// Held for the engine's life, so that blockhost cache prune leaves
+	// the directory alone, however long it has not changed.
+	d.hold, err = diskcache.HoldDir(staging)
+	if err == nil {
+		d.cc, err = wazero.NewCompilationCacheWithDir(staging)
+	}
+	if err == nil {
 		d.files, err = onlySubdir(staging)
 	}
 	if err != nil {
@@ -117,7 +143,11 @@ func (d *diskCache) close(ctx context.Context) error {
 	if d.cc != nil {
 		err = d.cc.Close(ctx)
 	}
-	return errors.Join(err, os.RemoveAll(d.staging))
+	err = errors.Join(err, os.RemoveAll(d.staging))
+	if d.hold != nil {
+		d.hold.Close()
+	}
+	return err
 }
 
 // compileCached compiles src, the rewritten form of wasm, through the disk

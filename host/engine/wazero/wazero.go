@@ -30,6 +30,13 @@
 // checks before wazero sees them (cache.go): an entry of another module,
 // engine version or configuration, or a damaged one, is never loaded, and
 // neither a bad entry nor an unusable directory ever fails a compilation.
+//
+// Closing a module or the engine waits for the runs in flight on it to
+// return (as long as Close's context allows) and frees nothing they use:
+// a module's memory pool and compiled code, and the engine's runtimes, are
+// released by whichever of Close or the last run leaves them unused
+// (host/engine/internal/inflight). A Run that starts once its module or
+// engine is closing returns engine.ErrClosed, and runs nothing.
 package wazero
 
 import (
@@ -52,13 +59,17 @@ import (
 	"github.com/blockhost/blockhost/abi"
 	"github.com/blockhost/blockhost/host/engine"
 	"github.com/blockhost/blockhost/host/engine/internal/datamerge"
+	"github.com/blockhost/blockhost/host/engine/internal/inflight"
 	"github.com/blockhost/blockhost/host/engine/wasip1"
 )
 
 // Name is the name this engine registers under.
 const Name = "wazero"
 
-func init() { engine.Register(Name, New) }
+func init() {
+	engine.Register(Name, New)
+	engine.RegisterCacheUse(Name, cacheUse)
+}
 
 // Engine is a wazero runtime with the host modules and WASI instantiated.
 type Engine struct {
@@ -85,6 +96,11 @@ type Engine struct {
 	// whose deadline passes while it waits ends then, without
 	// instantiating. No guest code runs while a slot is held (exportStart).
 	slots chan struct{}
+
+	// life counts the engine's users: each module not yet freed (its
+	// members), and each compilation in progress. The runtimes are closed
+	// once it is closed and idle (free).
+	life inflight.Set
 }
 
 var _ engine.Engine = (*Engine)(nil)
@@ -97,6 +113,7 @@ func New(ctx context.Context, cfg engine.Config) (engine.Engine, error) {
 		hostModules:   cfg.HostModules,
 		version:       moduleVersion(),
 	}
+	e.life.Init(e.free)
 	rc := e.runtimeConfig
 	if cfg.CacheDir != "" {
 		if e.disk = openDiskCache(cfg.Logger, cfg.CacheDir, e.version); e.disk != nil {
@@ -216,10 +233,20 @@ const mergeGap = 1024
 func mergeData(wasm []byte) ([]byte, error) { return datamerge.Merge(wasm, mergeGap) }
 
 // Compile implements engine.Engine.
-func (e *Engine) Compile(ctx context.Context, wasm []byte) (engine.Module, error) {
+func (e *Engine) Compile(ctx context.Context, wasm []byte) (_ engine.Module, err error) {
 	if err := engine.CheckHeader(wasm); err != nil {
 		return nil, err
 	}
+	if !e.life.Enter() {
+		return nil, engine.ErrClosed
+	}
+	// The compilation holds the engine; a module compiled holds it until
+	// it is freed.
+	defer func() {
+		if err != nil {
+			e.life.Leave()
+		}
+	}()
 	if err := precheck(wasm); err != nil {
 		return nil, err
 	}
@@ -236,9 +263,8 @@ func (e *Engine) Compile(ctx context.Context, wasm []byte) (engine.Module, error
 	}
 	src, img := datamerge.SplitImage(src)
 	var (
-		cm  wazero.CompiledModule
-		rt  = e.rt
-		err error
+		cm wazero.CompiledModule
+		rt = e.rt
 	)
 	if e.disk != nil {
 		cm, rt, err = e.compileCached(ctx, wasm, src)
@@ -249,6 +275,7 @@ func (e *Engine) Compile(ctx context.Context, wasm []byte) (engine.Module, error
 		return nil, err
 	}
 	m := &module{e: e, rt: rt, cm: cm, start: start, mem: newMemPool(img)}
+	m.runs.Init(m.free)
 	for _, fd := range cm.ImportedFunctions() {
 		mod, name, _ := fd.Import()
 		m.imports = append(m.imports, engine.Import{
@@ -272,6 +299,11 @@ func (e *Engine) Compile(ctx context.Context, wasm []byte) (engine.Module, error
 		m.exports = append(m.exports, engine.Export{Name: name, Kind: engine.KindMemory})
 		m.minPages, m.hasMemory = md.Min(), true
 	}
+	if !e.life.Add(&m.runs) {
+		// Close began during the compilation and did not see this module.
+		m.runs.Close() // frees it, which lets the engine go
+		return nil, engine.ErrClosed
+	}
 	return m, nil
 }
 
@@ -283,8 +315,19 @@ func abiTypes(ts []api.ValueType) []abi.ValueType {
 	return out
 }
 
-// Close implements engine.Engine.
+// Close implements engine.Engine. It closes every module the engine
+// compiled, and the runtimes once the last run on them has returned.
 func (e *Engine) Close(ctx context.Context) error {
+	e.life.Close()
+	if err := e.life.Wait(ctx); err != nil {
+		return fmt.Errorf("wazero: close: %d modules still running: %w", e.life.Len(), err)
+	}
+	return nil
+}
+
+// free closes the runtimes, once nothing uses them.
+func (e *Engine) free() error {
+	ctx := context.Background()
 	err := e.rt.Close(ctx)
 	e.plainMu.Lock()
 	if e.plain != nil && e.plain != e.rt {
@@ -314,6 +357,9 @@ type module struct {
 	// as the image of the data segments wazero no longer sees (image.go),
 	// if any.
 	mem *memPool
+	// runs counts the runs in flight; the pool and the compiled code are
+	// freed once it is closed and idle (free).
+	runs inflight.Gate
 }
 
 var _ engine.Module = (*module)(nil)
@@ -323,15 +369,33 @@ func (m *module) Exports() []engine.Export { return m.exports }
 func (m *module) MinMemoryPages() (uint32, bool) {
 	return m.minPages, m.hasMemory
 }
+
+// Close implements engine.Module.
 func (m *module) Close(ctx context.Context) error {
+	m.runs.Close()
+	if err := m.runs.Wait(ctx); err != nil {
+		return fmt.Errorf("wazero: close: %d runs in flight: %w", m.runs.InFlight(), err)
+	}
+	return nil
+}
+
+// free releases the module once no run uses it, and lets the engine go.
+func (m *module) free() error {
 	m.mem.close()
-	return m.cm.Close(ctx)
+	err := m.cm.Close(context.Background())
+	m.e.life.Remove(&m.runs)
+	return err
 }
 
 const pageSize = 65536
 
 // Run implements engine.Module.
 func (m *module) Run(ctx context.Context, cfg engine.RunConfig) (res engine.RunResult, err error) {
+	if !m.runs.Enter() {
+		return res, engine.ErrClosed
+	}
+	// Last of all: the module may be freed as the run leaves.
+	defer m.runs.Leave()
 	limit := cfg.MemoryLimit
 	if limit == 0 || limit > 65536*pageSize {
 		limit = 65536 * pageSize
