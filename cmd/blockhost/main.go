@@ -168,7 +168,7 @@ func onUsageError(c *cli.Context, err error, _ bool) error {
 func newApp(s streams) *cli.App {
 	cmds := []*cli.Command{runCommand(), batchCommand(), buildCommand(), initCommand(),
 		serveCommand(), workerCommand(), submitCommand(), decideCommand(),
-		inspectCommand(), keygenCommand(), signCommand(), verifyCommand(), auditCommand(), versionCommand()}
+		inspectCommand(), keygenCommand(), signCommand(), verifyCommand(), auditCommand(), cacheCommand(), versionCommand()}
 	for _, c := range cmds {
 		c.OnUsageError = onUsageError
 		c.Description = strings.TrimSpace(c.Description + "\n" + globalsNote)
