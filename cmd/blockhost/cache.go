@@ -13,10 +13,10 @@ import (
 func cacheCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "cache",
-		Usage: "manage the directory of compiled code (--cache-dir of run, batch, worker, serve)",
+		Usage: "manage the directory of compiled code (the --cache-dir of other commands)",
 		Subcommands: []*cli.Command{{
 			Name:  "prune",
-			Usage: "remove compiled code no engine of this build uses, and staging files left by stopped processes",
+			Usage: "remove compiled code this build does not use, and stale staging files",
 			Description: "Removes, in the cache directory, entries of older formats and of other engine versions or\n" +
 				"configurations, the directories of engine versions this build does not have, and staging\n" +
 				"files and directories older than --min-age; prints each with its size and why, then the\n" +
