@@ -296,34 +296,54 @@ void bh_image_close(bh_image *img) {
 	bh_image_unref(img);
 }
 
+// bh_each_written calls fn(ctx, i) for each of the pages pages from base
+// that may differ from what the range was made with: present or swapped,
+// and not the file's own page (a page still mapped from the image file was
+// never written; a page never touched, or dropped, reads as the file or as
+// zeros). It reads the page map an entry per page, and returns false when
+// it cannot, or when fn does.
+static bool bh_each_written(uint8_t *base, size_t pages, bool (*fn)(void *ctx, size_t page), void *ctx) {
+	pthread_once(&bh_pagemap_once, bh_open_pagemap);
+	if (bh_pagemap < 0) {
+		return false;
+	}
+	uint64_t buf[512];
+	for (size_t first = 0; first < pages; first += 512) {
+		size_t n = pages - first < 512 ? pages - first : 512;
+		off_t off = (off_t)(((uintptr_t)base / HOST_PAGE + first) * 8);
+		if (pread(bh_pagemap, buf, n * 8, off) != (ssize_t)(n * 8)) {
+			return false;
+		}
+		for (size_t i = 0; i < n; i++) {
+			uint64_t e = buf[i];
+			if ((e & ((uint64_t)3 << 62)) == 0 || (e & ((uint64_t)1 << 61)) != 0) {
+				continue;
+			}
+			if (!fn(ctx, first + i)) {
+				return false;
+			}
+		}
+	}
+	return true;
+}
+
 // bh_learn adds to img->written the image pages its scout's run has
 // written (present, and no longer the file's page), reading the scout's
 // page map; img->mu is held, so the scout stays mapped. A burst's ranges
 // learn this way because a burst has no range given back yet to learn
 // from, while its first memories have long started.
+static bool bh_note_written(void *ctx, size_t page) {
+	bh_image *img = ctx;
+	__atomic_or_fetch(&img->written[page / 64], (uint64_t)1 << (page % 64), __ATOMIC_RELAXED);
+	return true;
+}
+
 static void bh_learn(bh_image *img) {
-	pthread_once(&bh_pagemap_once, bh_open_pagemap);
-	bh_range *r = img->scout;
-	if (bh_pagemap < 0 || r == NULL || img->learned >= BH_MAX_LEARN) {
+	if (img->scout == NULL || img->learned >= BH_MAX_LEARN) {
 		return;
 	}
 	img->learned++;
-	size_t pages = img->len / HOST_PAGE;
-	uint64_t buf[512];
-	for (size_t first = 0; first < pages; first += 512) {
-		size_t n = pages - first < 512 ? pages - first : 512;
-		off_t off = (off_t)(((uintptr_t)r->base / HOST_PAGE + first) * 8);
-		if (pread(bh_pagemap, buf, n * 8, off) != (ssize_t)(n * 8)) {
-			return;
-		}
-		for (size_t i = 0; i < n; i++) {
-			uint64_t e = buf[i];
-			if ((e & ((uint64_t)3 << 62)) != 0 && (e & ((uint64_t)1 << 61)) == 0) {
-				size_t k = first + i;
-				__atomic_or_fetch(&img->written[k / 64], (uint64_t)1 << (k % 64), __ATOMIC_RELAXED);
-			}
-		}
-	}
+	bh_each_written(img->scout->base, img->len / HOST_PAGE, bh_note_written, img);
 }
 
 // bh_populate_written faults in, writable, the image pages of r that a
@@ -431,6 +451,34 @@ static void bh_prefault(bh_range *r, size_t from, size_t to) {
 	}
 }
 
+// bh_restore is a reset's: what it restores, and how much so far.
+typedef struct bh_restore {
+	bh_range *r;
+	bh_image *img;
+	size_t restored;
+} bh_restore;
+
+// bh_restore_page restores page i of a reset's range from its image: the
+// image's bytes, zeros past them; false past bh_max_reset restored.
+static bool bh_restore_page(void *ctx, size_t i) {
+	bh_restore *st = ctx;
+	if ((st->restored += HOST_PAGE) > bh_max_reset) {
+		return false;
+	}
+	size_t at = i * HOST_PAGE;
+	uint8_t *page = st->r->base + at;
+	if (at < st->img->len) {
+		size_t k = st->img->len - at < HOST_PAGE ? st->img->len - at : HOST_PAGE;
+		memcpy(page, st->img->bytes + at, k);
+		if (k < HOST_PAGE) {
+			memset(page + k, 0, HOST_PAGE - k);
+		}
+	} else {
+		memset(page, 0, HOST_PAGE);
+	}
+	return true;
+}
+
 // bh_range_reset restores every page of r that may differ from the image
 // followed by zeros, and makes nothing past the initial size of the memory
 // that used it accessible (nor past the image); false
@@ -439,40 +487,12 @@ static void bh_prefault(bh_range *r, size_t from, size_t to) {
 // page still mapped from the file was never written. Every other page is
 // copied from the image or cleared.
 static bool bh_range_reset(bh_range *r, bh_image *img) {
-	pthread_once(&bh_pagemap_once, bh_open_pagemap);
-	if (bh_pagemap < 0 || (img->fd < 0 && img->len > 0)) {
+	if (img->fd < 0 && img->len > 0) {
 		return false;
 	}
-	size_t pages = r->usable / HOST_PAGE;
-	uint64_t buf[512];
-	size_t restored = 0;
-	for (size_t first = 0; first < pages; first += 512) {
-		size_t n = pages - first < 512 ? pages - first : 512;
-		off_t off = (off_t)(((uintptr_t)r->base / HOST_PAGE + first) * 8);
-		if (pread(bh_pagemap, buf, n * 8, off) != (ssize_t)(n * 8)) {
-			return false;
-		}
-		for (size_t i = 0; i < n; i++) {
-			uint64_t e = buf[i];
-			if ((e & ((uint64_t)3 << 62)) == 0 || (e & ((uint64_t)1 << 61)) != 0) {
-				continue;
-			}
-			restored += HOST_PAGE;
-			if (restored > bh_max_reset) {
-				return false;
-			}
-			size_t at = (first + i) * HOST_PAGE;
-			uint8_t *page = r->base + at;
-			if (at < img->len) {
-				size_t k = img->len - at < HOST_PAGE ? img->len - at : HOST_PAGE;
-				memcpy(page, img->bytes + at, k);
-				if (k < HOST_PAGE) {
-					memset(page + k, 0, HOST_PAGE - k);
-				}
-			} else {
-				memset(page, 0, HOST_PAGE);
-			}
-		}
+	bh_restore st = {.r = r, .img = img};
+	if (!bh_each_written(r->base, r->usable / HOST_PAGE, bh_restore_page, &st)) {
+		return false;
 	}
 	size_t keep = r->floor > img->len ? r->floor : img->len;
 	if (r->usable > keep) {

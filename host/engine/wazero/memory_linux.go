@@ -165,21 +165,18 @@ func (p *memPool) learn() {
 	if p.scout == nil || p.learned >= maxLearn || p.closed {
 		return
 	}
-	pagemapOnce.Do(openPagemap)
-	if pagemap == nil {
-		return
-	}
 	p.learned++
 	pages := len(p.image.bytes) / hostPage
 	if p.written == nil {
 		p.written = make([]uint64, (pages+63)/64)
 	}
-	entries := make([]byte, 8*pages)
-	if _, err := pagemap.ReadAt(entries, int64(uintptr(p.scout.base)/uintptr(hostPage))*8); err != nil {
+	var buf []byte
+	entries, ok := pageMap(p.scout.base, pages, &buf)
+	if !ok {
 		return
 	}
 	for i := range pages {
-		if e := binary.LittleEndian.Uint64(entries[8*i:]); e&(pmPresent|pmSwapped) != 0 && e&pmFile == 0 {
+		if written(entries, i) {
 			p.written[i/64] |= 1 << (i % 64)
 		}
 	}
@@ -379,16 +376,9 @@ func (r *region) reset(im *image) bool {
 	if r.base == nil {
 		return false
 	}
-	pagemapOnce.Do(openPagemap)
-	if pagemap == nil {
-		return false
-	}
 	pages := int(r.usable) / hostPage
-	if cap(r.entries) < 8*pages {
-		r.entries = make([]byte, 8*pages)
-	}
-	entries := r.entries[:8*pages]
-	if _, err := pagemap.ReadAt(entries, int64(uintptr(r.base)/uintptr(hostPage))*8); err != nil {
+	entries, ok := pageMap(r.base, pages, &r.entries)
+	if !ok {
 		return false
 	}
 	var img []byte
@@ -398,8 +388,7 @@ func (r *region) reset(im *image) bool {
 	mem := unsafe.Slice((*byte)(r.base), r.usable)
 	restored := 0
 	for i := range pages {
-		e := binary.LittleEndian.Uint64(entries[8*i:])
-		if e&(pmPresent|pmSwapped) == 0 || e&pmFile != 0 {
+		if !written(entries, i) {
 			continue
 		}
 		if restored += hostPage; restored > maxReset {
@@ -413,4 +402,30 @@ func (r *region) reset(im *image) bool {
 		}
 	}
 	return true
+}
+
+// pageMap reads the page map's entries for the pages pages from base into
+// *buf (grown as needed, kept for the next call); false when it cannot.
+func pageMap(base unsafe.Pointer, pages int, buf *[]byte) ([]byte, bool) {
+	pagemapOnce.Do(openPagemap)
+	if pagemap == nil {
+		return nil, false
+	}
+	if cap(*buf) < 8*pages {
+		*buf = make([]byte, 8*pages)
+	}
+	entries := (*buf)[:8*pages]
+	if _, err := pagemap.ReadAt(entries, int64(uintptr(base)/uintptr(hostPage))*8); err != nil {
+		return nil, false
+	}
+	return entries, true
+}
+
+// written reports whether the page of entry i of entries may differ from
+// what its range was made with: present or swapped, and not the image
+// file's own page (a page still mapped from the file was never written; a
+// page never touched, or dropped, reads as the file or as zeros).
+func written(entries []byte, i int) bool {
+	e := binary.LittleEndian.Uint64(entries[8*i:])
+	return e&(pmPresent|pmSwapped) != 0 && e&pmFile == 0
 }
