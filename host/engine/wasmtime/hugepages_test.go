@@ -122,6 +122,49 @@ func TestEngine_hugePages(t *testing.T) {
 	}
 }
 
+// TestMemory_grownHugePages: what a memory grows into past its initial
+// size starts on a 2 MiB boundary and is advised for huge pages, on a new
+// range and on one kept and reused, so that the reset's and the growth's
+// changes of protection are one page table entry per 2 MiB
+// (bh_range_new).
+func TestMemory_grownHugePages(t *testing.T) {
+	if !memoryCreator {
+		t.Skip("the engine does not make memories here")
+	}
+	mode, err := os.ReadFile("/sys/kernel/mm/transparent_hugepage/enabled")
+	if err != nil || !(strings.Contains(string(mode), "[madvise]") || strings.Contains(string(mode), "[always]")) {
+		t.Skipf("transparent huge pages are not available on request here (%q, %v)", mode, err)
+	}
+	e := newTestEngine(t)
+	m := compile(t, e, filepath.Join("testdata", "grow.wat"))
+	const floor, huge = 64 << 10, 2 << 20
+	for run := range 3 {
+		_, err := m.Run(context.Background(), engine.RunConfig{
+			Entry: []string{"grow"},
+			Capture: func(inst engine.Instance) error {
+				mem := inst.Memory()
+				if len(mem) != floor+64*floor {
+					return fmt.Errorf("memory of %d bytes after growing, want %d", len(mem), floor+64*floor)
+				}
+				grown := uintptr(unsafe.Pointer(&mem[floor]))
+				if grown%huge != 0 {
+					return fmt.Errorf("run %d: the grown part starts at %#x, not on a 2 MiB boundary", run, grown)
+				}
+				if flags := vmFlags(t, uint64(grown)); !strings.Contains(" "+flags+" ", " hg ") {
+					return fmt.Errorf("run %d: the grown part is not advised for huge pages (VmFlags: %s)", run, flags)
+				}
+				if flags := vmFlags(t, uint64(uintptr(unsafe.Pointer(&mem[0])))); strings.Contains(" "+flags+" ", " hg ") {
+					return fmt.Errorf("run %d: the image is advised for huge pages too (VmFlags: %s)", run, flags)
+				}
+				return nil
+			},
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
 // vmFlags returns the VmFlags line of the mapping holding addr in
 // /proc/self/smaps.
 func vmFlags(t *testing.T, addr uint64) string {
