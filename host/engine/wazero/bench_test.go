@@ -64,7 +64,7 @@ func BenchmarkDataMerge(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer merged.Close(ctx)
-	checked, err := addEntryChecks(wasm)
+	checked, err := addInterruptChecks(wasm)
 	if err != nil {
 		b.Fatal(err)
 	}

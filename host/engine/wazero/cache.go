@@ -75,7 +75,7 @@ type diskCache struct {
 // wazero compiles, or how it is compiled.
 func cacheKey(version string) string {
 	return "wazero " + version + "; " + runtime.GOARCH + "-" + runtime.GOOS +
-		"; close-on-context-done; " + rewriteVersion
+		"; " + rewriteVersion
 }
 
 // cacheDirPrefix begins the name of the cache's directory, of any version

@@ -1,52 +1,199 @@
 package wazero
 
-import "github.com/blockhost/blockhost/host/engine/internal/wasmbin"
+import (
+	"fmt"
 
-// wazero's close-on-context-done mode checks for interruption only at loop
-// headers. A guest that recurses without looping (naive Fibonacci, say)
-// would never see the check and could run past its deadline. addEntryChecks
-// rewrites a module so that every function body that does not reach a loop
-// header straight away (reachesLoop) starts with an empty loop, `loop end`,
-// which is enough for wazero to place its check at every function entry. Semantics are
-// unchanged: an empty loop with an empty block type is a no-op.
+	"github.com/blockhost/blockhost/host/engine/internal/wasmbin"
+)
+
+// Interruption. wazero's own means, its close-on-context-done mode, calls
+// out of the guest into Go at every loop header it compiles: about 30 ns
+// an iteration, 30 times the cost of the loop itself in a tight one, and
+// at the entry of every function of a Go guest (whose functions each start
+// with a loop). A Go block's step took 0.78 ms with it and about 0.35 ms
+// without (docs/benchmarks.md). The engine instead rewrites every module
+// it compiles (addInterruptChecks) so that the guest checks for itself,
+// and goes out to Go only once every checkBudget checks:
 //
-// The rewrite touches only the code section. Offsets in DWARF custom
-// sections, if any, shift by three bytes per instrumented function; that
-// affects only source positions in stack traces.
+//   - two mutable i32 globals are added after the module's own: the flag,
+//     zero at instantiation and exported as interruptExport, and the
+//     budget, checkBudget at instantiation and exported as budgetExport;
+//   - every function body, and every loop body, starts with a check that
+//     takes one from the budget (a load, a subtraction, a store and a
+//     branch not taken) and, when it is spent, grows memory 0 by nothing,
+//     traps if the flag is set, and refills the budget;
+//   - Run sets the flag, then empties the budget, when the run's context
+//     ends, and the guest traps at its next check, which classify reports
+//     as the interruption it is.
+//
+// The growth by nothing is the one way out of the guest into Go that
+// wazero compiles without an import (which would renumber every
+// function): it leaves wazero's code for a Go function call. Without such
+// a way out at least now and then, a guest in a tight loop could never be
+// stopped by the Go scheduler, and a garbage collection waiting for every
+// goroutine to stop would wait for the loop to end: the whole host would
+// hang on one guest (a test does exactly this, TestModule_Run_gcDuringLoop).
+// A module without a memory is given an empty one for it, exported as
+// memoryExport so that host functions still see a module without memory.
+//
+// Every path of execution that runs unboundedly long passes a loop header
+// or a function entry, so a guest in a tight loop, deep recursion or its
+// start function stops within checkBudget checks of the flag being set; a
+// guest blocked in a host function is the host function's to return
+// (package wasip1 returns when the context ends). The guest may race the
+// host's emptying of the budget with its own refill; the flag, which only
+// the host writes, is then seen at the next refill.
+//
+// Only the added code can write the two globals. The module's own code was
+// written against its own globals, so an instruction naming either index
+// would have been invalid before the rewrite; the rewrite refuses such a
+// module rather than make it valid, since its code could then clear the
+// flag. Constant expressions (global initialisers, segment offsets) may
+// only read globals, and reading them tells the guest nothing.
+//
+// Custom sections such as DWARF's, if any, keep their offsets into the
+// code section, which the checks shift; that affects only source positions
+// in stack traces.
+
+// checkBudget is how many checks pass between two ways out to Go.
+const checkBudget = 1000
+
+// interruptExport and budgetExport name the exports of the flag and the
+// budget; the engine hides them.
+// memoryExport names the empty memory added to a module without one.
+const (
+	interruptExport = "blockhost:interrupt"
+	budgetExport    = "blockhost:budget"
+	memoryExport    = "blockhost:memory"
+)
 
 // rewriteVersion names the rewrites of a module before it is compiled (the
 // one below, mergeData's, exportStart's and datamerge.SplitImage's) in every disk-cache key: wazero compiles the
 // rewritten bytes, so code cached under another version of the rewrites is
 // never loaded. Change it whenever their output changes.
-const rewriteVersion = "entry-checks-1; data-merge-1; start-export-1; data-image-1"
+const rewriteVersion = "interrupt-flag-2; data-merge-1; start-export-1; data-image-1"
 
-// emptyLoop is `loop (blocktype empty) end`.
-var emptyLoop = [...]byte{0x03, 0x40, 0x0b}
-
-const opLoop = 0x03
+const (
+	opLoop      = 0x03
+	opGlobalGet = 0x23
+	opGlobalSet = 0x24
+	opI32Const  = 0x41
+)
 
 var errMalformed = wasmbin.ErrMalformed
 
-// addEntryChecks returns wasm with entry checks added, or wasm unchanged
-// with an error when it cannot be parsed; the compiler then reports what is
-// wrong with it.
-func addEntryChecks(wasm []byte) ([]byte, error) {
+// addInterruptChecks returns wasm with its interruption flag and checks
+// added; with an error, wasm unchanged, when it cannot be decoded, names
+// a global that does not exist or already exports interruptExport. A
+// module without code is returned unchanged: nothing in it can run.
+func addInterruptChecks(wasm []byte) ([]byte, error) {
 	m, err := wasmbin.Parse(wasm)
 	if err != nil {
 		return wasm, err
 	}
-	i := m.Index(wasmbin.SectionCode)
-	if i < 0 {
+	ci := m.Index(wasmbin.SectionCode)
+	if ci < 0 {
 		return wasm, nil
 	}
-	code, err := rewriteCode(m.Sections[i])
+	var globals uint32
+	if i := m.Index(wasmbin.SectionImport); i >= 0 {
+		imports, err := wasmbin.ReadVec(m.Sections[i], (*wasmbin.Reader).Import)
+		if err != nil {
+			return wasm, err
+		}
+		for _, im := range imports {
+			if im.Kind == wasmbin.KindGlobal {
+				globals++
+			}
+		}
+	}
+	if i := m.Index(wasmbin.SectionGlobal); i >= 0 {
+		r := m.Sections[i].Reader()
+		globals += r.Count()
+		if err := r.Err(); err != nil {
+			return wasm, err
+		}
+	}
+	if i := m.Index(wasmbin.SectionExport); i >= 0 {
+		exports, err := wasmbin.ReadVec(m.Sections[i], (*wasmbin.Reader).Export)
+		if err != nil {
+			return wasm, err
+		}
+		for _, e := range exports {
+			if e.Name == interruptExport || e.Name == budgetExport || e.Name == memoryExport {
+				return wasm, fmt.Errorf("the export name %q is reserved for the host", e.Name)
+			}
+		}
+	}
+	own, imported, err := m.Memories()
 	if err != nil {
 		return wasm, err
 	}
-	return wasmbin.Replace(wasm, m.Sections[i], code), nil
+	flag, budget := globals, globals+1
+	code, err := rewriteCode(m.Sections[ci], flag, budget)
+	if err != nil {
+		return wasm, err
+	}
+	m.Sections[ci].Content = code
+	addMemory := len(own) == 0 && !imported
+	if addMemory {
+		// An empty memory, for the growth by nothing.
+		if err := m.AppendEntries(wasmbin.SectionMemory, 1, []byte{0x01, 0x00, 0x00}); err != nil {
+			return wasm, err
+		}
+	}
+	var g []byte
+	for _, init := range []int32{0, checkBudget} {
+		g = wasmbin.AppendGlobal(g, wasmbin.Global{
+			Type: wasmbin.GlobalType{Type: wasmbin.I32, Mutable: true},
+			Init: wasmbin.I32Const(init),
+		})
+	}
+	if err := m.AppendEntries(wasmbin.SectionGlobal, 2, g); err != nil {
+		return wasm, err
+	}
+	e := wasmbin.AppendExport(nil, wasmbin.Export{Name: interruptExport, Kind: wasmbin.KindGlobal, Index: flag})
+	e = wasmbin.AppendExport(e, wasmbin.Export{Name: budgetExport, Kind: wasmbin.KindGlobal, Index: budget})
+	n := uint32(2)
+	if addMemory {
+		e = wasmbin.AppendExport(e, wasmbin.Export{Name: memoryExport, Kind: wasmbin.KindMemory, Index: 0})
+		n++
+	}
+	if err := m.AppendEntries(wasmbin.SectionExport, n, e); err != nil {
+		return wasm, err
+	}
+	return m.Encode(), nil
 }
 
-func rewriteCode(sec wasmbin.Section) ([]byte, error) {
+// interruptCheck is the check, in the text format:
+//
+//	global.get $budget  i32.const 1  i32.sub  global.set $budget
+//	global.get $budget  i32.const 0  i32.le_s
+//	if
+//	  i32.const 0  memory.grow 0  drop
+//	  global.get $flag  if  unreachable  end
+//	  i32.const checkBudget  global.set $budget
+//	end
+func interruptCheck(flag, budget uint32) []byte {
+	get := func(b []byte, idx uint32) []byte { return wasmbin.AppendU32(append(b, opGlobalGet), idx) }
+	set := func(b []byte, idx uint32) []byte { return wasmbin.AppendU32(append(b, opGlobalSet), idx) }
+	b := get(nil, budget)
+	b = append(b, opI32Const, 0x01, 0x6b) // i32.sub
+	b = set(b, budget)
+	b = get(b, budget)
+	b = append(b, opI32Const, 0x00, 0x4c, 0x04, 0x40) // i32.le_s, if
+	b = append(b, opI32Const, 0x00, 0x40, 0x00, 0x1a) // memory.grow 0, drop
+	b = get(b, flag)
+	b = append(b, 0x04, 0x40, 0x00, 0x0b) // if unreachable end
+	b = wasmbin.AppendS32(append(b, opI32Const), checkBudget)
+	b = set(b, budget)
+	return append(b, 0x0b)
+}
+
+// rewriteCode returns the code section sec with a check at the start of
+// every body and of every loop.
+func rewriteCode(sec wasmbin.Section, flag, budget uint32) ([]byte, error) {
+	check := interruptCheck(flag, budget)
 	r := sec.Reader()
 	// Every body takes at least one byte, so Count refuses a count beyond
 	// the section's length: nothing is sized from a lie.
@@ -54,71 +201,48 @@ func rewriteCode(sec wasmbin.Section) ([]byte, error) {
 	if err := r.Err(); err != nil {
 		return nil, err
 	}
-	out := make([]byte, 0, len(sec.Content)+int(count)*(len(emptyLoop)+1))
+	out := make([]byte, 0, len(sec.Content)+len(sec.Content)/8+int(count)*(len(check)+5))
 	out = wasmbin.AppendU32(out, count)
-	for range count {
+	var body []byte
+	for fn := range count {
 		size := r.U32()
-		body := r.Bytes(int(size))
+		in := r.Bytes(int(size))
 		if err := r.Err(); err != nil {
 			return nil, err
 		}
-		br := wasmbin.NewReader(body)
+		br := wasmbin.NewReader(in)
 		br.Locals()
 		if err := br.Err(); err != nil {
 			return nil, err
 		}
-		localsEnd := br.Pos()
-		if reachesLoop(body[localsEnd:]) {
-			out = wasmbin.AppendU32(out, size)
-			out = append(out, body...)
-		} else {
-			out = wasmbin.AppendU32(out, size+uint32(len(emptyLoop)))
-			out = append(out, body[:localsEnd]...)
-			out = append(out, emptyLoop[:]...)
-			out = append(out, body[localsEnd:]...)
+		body = append(body[:0], in[:br.Pos()]...)
+		body = append(body, check...)
+		from := br.Pos()
+		for !br.Done() {
+			at := br.Pos()
+			op := in[at]
+			if err := br.SkipInstr(); err != nil {
+				return nil, err
+			}
+			switch op {
+			case opLoop:
+				body = append(body, in[from:br.Pos()]...)
+				body = append(body, check...)
+				from = br.Pos()
+			case opGlobalGet, opGlobalSet:
+				ir := wasmbin.NewReader(in[at+1 : br.Pos()])
+				if idx := ir.U32(); idx >= flag {
+					return nil, fmt.Errorf("%w: function body %d: global index %d out of range", errMalformed, fn, idx)
+				}
+			}
 		}
+		body = append(body, in[from:]...)
+		out = wasmbin.AppendU32(out, uint32(len(body)))
+		out = append(out, body...)
 	}
 	if !r.Done() {
 		r.Fail("bytes after the last function body")
 		return nil, r.Err()
 	}
 	return out, nil
-}
-
-// reachesLoop reports whether every execution of code reaches a loop
-// header before it can call, branch, return or trap: the code is a loop, or
-// begins with a short run of instructions that do none of those (local and
-// global accesses, constants, nop, block) followed by a loop. wazero checks
-// for interruption at that header, so the function needs no added check.
-// The Go compiler starts every function this way (global.get, local.set,
-// block, loop), so Go-built modules are left as they are.
-func reachesLoop(code []byte) bool {
-	const maxPrefix = 16
-	r := wasmbin.NewReader(code)
-	for range maxPrefix {
-		if r.Done() {
-			return false
-		}
-		switch op := code[r.Pos()]; op {
-		case opLoop:
-			return true
-		case 0x02: // block with an empty or single value type
-			rest := r.Rest()
-			if len(rest) < 2 {
-				return false
-			}
-			switch bt := rest[1]; {
-			case bt == 0x40, bt >= 0x7b && bt <= 0x7f, bt == 0x70, bt == 0x6f:
-			default:
-				return false
-			}
-		case 0x01, // nop
-			0x20, 0x21, 0x22, 0x23, 0x24, // local.get/set/tee, global.get/set
-			0x41, 0x42: // i32/i64.const
-		default:
-			return false
-		}
-		r.SkipInstr()
-	}
-	return false
 }

@@ -2,11 +2,13 @@
 // pure Go, no cgo. Importing it registers the engine under the name
 // "wazero".
 //
-// Interruption uses wazero's close-on-context-done mode, which checks the
-// context at loop headers; the engine adds an empty loop at the entry of
-// every function that lacks one (instrument.go), so a guest in a tight
-// loop, deep recursion or its start function stops as soon as the run's
-// context ends. WASI's file, stream and poll functions are the
+// Interruption is the engine's own: every module is rewritten at compile
+// time with a flag that Run sets when the run's context ends, checked at
+// the entry of every function and every loop (instrument.go), so a guest
+// in a tight loop, deep recursion or its start function stops as soon as
+// the run's context ends. (wazero's close-on-context-done mode did the
+// same by calling into Go at each check, 30 times the cost of a tight
+// loop.) WASI's file, stream and poll functions are the
 // engine-neutral ones of package wasip1, linked over wazero's own: a sleep
 // (poll_oneoff) returns when the context ends, and any of them entered, or
 // returning, after the end ends the run instead of returning to the guest.
@@ -109,7 +111,7 @@ var _ engine.Engine = (*Engine)(nil)
 func New(ctx context.Context, cfg engine.Config) (engine.Engine, error) {
 	e := &Engine{
 		slots:         make(chan struct{}, runtime.GOMAXPROCS(0)),
-		runtimeConfig: wazero.NewRuntimeConfig().WithCloseOnContextDone(true),
+		runtimeConfig: wazero.NewRuntimeConfig(),
 		hostModules:   cfg.HostModules,
 		version:       moduleVersion(),
 	}
@@ -184,8 +186,10 @@ func hostFunc(hf engine.HostFunction) api.GoModuleFunc {
 			panic(errStepOver)
 		}
 		// wazero answers a module without memory with a nil pointer inside a
-		// non-nil interface.
-		if mem := mod.Memory(); mem != nil && !reflect.ValueOf(mem).IsNil() {
+		// non-nil interface; a module that had none has the empty one
+		// the interruption checks need (instrument.go).
+		if mem := mod.Memory(); mem != nil && !reflect.ValueOf(mem).IsNil() &&
+			(mem.Size() > 0 || mod.ExportedMemory(memoryExport) == nil) {
 			f(ctx, mem, stack)
 		} else {
 			f(ctx, nil, stack)
@@ -250,9 +254,15 @@ func (e *Engine) Compile(ctx context.Context, wasm []byte) (_ engine.Module, err
 	if err := precheck(wasm); err != nil {
 		return nil, err
 	}
-	src := wasm
-	if instrumented, err := addEntryChecks(wasm); err == nil {
-		src = instrumented
+	src, err := addInterruptChecks(wasm)
+	if err != nil {
+		// What is wrong with a module is wazero's to say, in its own
+		// words, as for any module; one wazero would take but the rewrite
+		// cannot is refused too, since it could not be interrupted.
+		if _, cerr := e.rt.CompileModule(ctx, wasm); cerr != nil {
+			return nil, cerr
+		}
+		return nil, fmt.Errorf("wazero: cannot add interruption checks: %w", err)
 	}
 	if merged, err := mergeData(src); err == nil {
 		src = merged
@@ -296,6 +306,9 @@ func (e *Engine) Compile(ctx context.Context, wasm []byte) (_ engine.Module, err
 			Signature: abi.Signature{Params: abiTypes(fd.ParamTypes()), Results: abiTypes(fd.ResultTypes())}})
 	}
 	for name, md := range cm.ExportedMemories() {
+		if name == memoryExport {
+			continue
+		}
 		m.exports = append(m.exports, engine.Export{Name: name, Kind: engine.KindMemory})
 		m.minPages, m.hasMemory = md.Min(), true
 	}
@@ -428,6 +441,23 @@ func (m *module) Run(ctx context.Context, cfg engine.RunConfig) (res engine.RunR
 		return classify(ctx, res, err)
 	}
 	defer inst.Close(context.WithoutCancel(ctx))
+	// The guest checks the flag when its budget of checks is spent
+	// (instrument.go); both are set from the context's own goroutine,
+	// which may run after the run returned: writes into an instance no
+	// longer used.
+	flag, _ := inst.ExportedGlobal(interruptExport).(api.MutableGlobal)
+	budget, _ := inst.ExportedGlobal(budgetExport).(api.MutableGlobal)
+	if flag != nil && budget != nil {
+		defer context.AfterFunc(ctx, func() {
+			flag.Set(1)
+			budget.Set(0)
+		})()
+	}
+	if ctx.Err() != nil {
+		// Ended while instantiating: AfterFunc sets the flag from a
+		// goroutine of its own, perhaps only after the guest has run.
+		return res, engine.ErrInterrupted
+	}
 	if m.start {
 		if _, err := inst.ExportedFunction(startExport).Call(ctx); err != nil {
 			return classify(ctx, res, err)

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -323,6 +324,42 @@ func TestModule_Run_interrupted(t *testing.T) {
 				t.Fatal("run not interrupted 5s after a 100ms deadline")
 			}
 		})
+	}
+}
+
+// TestModule_Run_gcDuringLoop: a garbage collection completes while a
+// guest spins in a tight loop. A collection stops every goroutine first,
+// and a goroutine running compiled guest code stops only where the code
+// goes out to Go: were there no way out in the interruption checks
+// (instrument.go), this test would hang, the whole process with it, until
+// the loop ends, and it never does here.
+func TestModule_Run_gcDuringLoop(t *testing.T) {
+	e := newEngine(t)
+	m := compileFixture(t, e, "engine")
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() {
+		_, err := m.Run(ctx, engine.RunConfig{Entry: []string{"spin"}})
+		done <- err
+	}()
+	time.Sleep(50 * time.Millisecond) // the guest is spinning
+	for range 5 {
+		runtime.GC()
+	}
+	select {
+	case err := <-done:
+		t.Fatalf("the spin returned by itself: %v", err)
+	default:
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if !errors.Is(err, engine.ErrInterrupted) {
+			t.Errorf("error %v, want ErrInterrupted", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("run not interrupted 5s after its cancellation")
 	}
 }
 
