@@ -215,7 +215,7 @@ func TestAddInterruptChecks_corpus(t *testing.T) {
 			if err != nil {
 				t.Fatalf("instrumented module: %v", err)
 			}
-			flag := testGlobalCount(t, inSecs)
+			flag, hasMemory := testGlobalsAndMemory(t, inSecs)
 			check := testCheck(flag, flag+1)
 			added := map[byte]bool{6: true, 7: true}
 			var inCode, outCode []byte
@@ -232,7 +232,7 @@ func TestAddInterruptChecks_corpus(t *testing.T) {
 				case b.id == 6:
 					testCheckFlagGlobal(t, a, b)
 				case b.id == 7:
-					testCheckFlagExport(t, a, b, flag, !testHasMemory(inSecs))
+					testCheckFlagExport(t, a, b, flag, !hasMemory)
 				case b.id == 5 && a == nil:
 					if !bytes.Equal(b.content, []byte{0x01, 0x01, 0x00, 0x00}) {
 						t.Errorf("memory section added: % x, want one empty memory", b.content)
@@ -279,48 +279,17 @@ func TestAddInterruptChecks_corpus(t *testing.T) {
 	}
 }
 
-// testHasMemory reports whether a module defines or imports a memory.
-func testHasMemory(secs []testSection) bool {
-	for _, s := range secs {
-		if s.id == 5 {
-			return true
-		}
-		if s.id == 2 {
-			count, p := testULEB(s.content)
-			for range count {
-				for range 2 {
-					l, m := testULEB(s.content[p:])
-					p += m + int(l)
-				}
-				kind := s.content[p]
-				p++
-				switch kind {
-				case 0x00:
-					_, m := testULEB(s.content[p:])
-					p += m
-				case 0x01:
-					p++
-					p += testLimitsLen(s.content[p:])
-				case 0x02:
-					return true
-				case 0x03:
-					p += 2
-				}
-			}
-		}
-	}
-	return false
-}
-
-// testGlobalCount counts the globals a module imports and defines.
-func testGlobalCount(t testing.TB, secs []testSection) uint64 {
+// testGlobalsAndMemory counts the globals a module imports and defines,
+// and reports whether it defines or imports a memory.
+func testGlobalsAndMemory(t testing.TB, secs []testSection) (globals uint64, memory bool) {
 	t.Helper()
-	var n uint64
 	for _, s := range secs {
 		switch s.id {
+		case 5:
+			memory = true
 		case 6:
 			c, _ := testULEB(s.content)
-			n += c
+			globals += c
 		case 2:
 			count, p := testULEB(s.content)
 			for range count {
@@ -339,16 +308,17 @@ func testGlobalCount(t testing.TB, secs []testSection) uint64 {
 					p += testLimitsLen(s.content[p:])
 				case 0x02: // memory: limits
 					p += testLimitsLen(s.content[p:])
+					memory = true
 				case 0x03: // global: valtype, mutability
 					p += 2
-					n++
+					globals++
 				default:
 					t.Fatalf("import kind 0x%x", kind)
 				}
 			}
 		}
 	}
-	return n
+	return globals, memory
 }
 
 func testLimitsLen(b []byte) int {
