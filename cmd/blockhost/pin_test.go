@@ -94,7 +94,8 @@ func TestRun_pinnedModule(t *testing.T) {
 	var stderr bytes.Buffer
 	code := runMain(ctx, []string{"blockhost", "--log-level", "off", "worker", "--no-cache", "--store", filepath.Join(dir, "nats"),
 		"--nats-listen", "127.0.0.1:0", "--http", "off", "--config", conf}, strings.NewReader(""), io.Discard, &stderr)
-	if code != exitUsage || !strings.Contains(stderr.String(), hexOf(other)) || !strings.Contains(stderr.String(), hexOf(echo)) {
+	if code != exitUsage || !strings.Contains(stderr.String(), hexOf(other)) || !strings.Contains(stderr.String(), hexOf(echo)) ||
+		!strings.Contains(stderr.String(), "the configuration "+conf+" pins") {
 		t.Errorf("worker with a module that is not the pinned one: exit %d\n%s", code, stderr.String())
 	}
 }
@@ -155,7 +156,7 @@ func TestWorker_blockPin(t *testing.T) {
 	if code != exitUsage || strings.Contains(stderr, "worker ready") {
 		t.Errorf("pinned to another digest: exit %d\n%s", code, stderr)
 	}
-	for _, want := range []string{`"echo"`, mod, hexOf(echo), hexOf(other)} {
+	for _, want := range []string{`"echo"`, mod, hexOf(echo), hexOf(other), "the --block flag pins"} {
 		if !strings.Contains(stderr, want) {
 			t.Errorf("the refusal does not name %s:\n%s", want, stderr)
 		}

@@ -228,10 +228,14 @@ func workerTypes(c *cli.Context) (map[string]job.Request, error) {
 			return usageErrorf("%s: job type %q is configured twice", where, jobType)
 		}
 		configured[jobType] = true
+		pinnedBy := "--block flag"
+		if where != "--block" {
+			pinnedBy = "configuration " + where
+		}
 		if module || strings.HasSuffix(path, ".wasm") {
-			types[jobType] = job.Request{Block: path, SHA256: pin}
+			types[jobType] = job.Request{Block: path, SHA256: pin, PinnedBy: pinnedBy}
 		} else {
-			types[jobType] = job.Request{Manifest: path, SHA256: pin}
+			types[jobType] = job.Request{Manifest: path, SHA256: pin, PinnedBy: pinnedBy}
 		}
 		return nil
 	}

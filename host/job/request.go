@@ -35,6 +35,11 @@ type Request struct {
 	// (or a built-in block) is refused (ErrPinMismatch), on top of the
 	// manifest's own pin.
 	SHA256 string `json:"sha256,omitempty"`
+	// PinnedBy names where SHA256 came from, for the error of a module
+	// that differs ("the <PinnedBy> pins …"): "request's sha256" when
+	// empty. A caller that pins from its own configuration (the worker's
+	// --block and --config) names it. Never read from JSON.
+	PinnedBy string `json:"-"`
 
 	// Input is the step's input as JSON text. At most one of Input,
 	// InputText and InputBase64 may be set.

@@ -1,6 +1,7 @@
 package job
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -203,7 +204,7 @@ func (s *Service) Resolve(ctx context.Context, r Request) (executor.Request, err
 	}
 	if pin != "" && pin != l.digest {
 		return executor.Request{}, &LoadError{Block: r.blockName(), Module: l.digest,
-			Err: &PinError{Path: l.module, By: "request's sha256", Pinned: pin, Actual: l.digest}}
+			Err: &PinError{Path: l.module, By: cmp.Or(r.PinnedBy, "request's sha256"), Pinned: pin, Actual: l.digest}}
 	}
 	// From here on the module is known: an error names its digest.
 	fail = func(field, format string, args ...any) (executor.Request, error) {
