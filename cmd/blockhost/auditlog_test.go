@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -116,5 +117,63 @@ func TestRun_auditLogBuiltin(t *testing.T) {
 	want := "step_start,capability:request,step_end,step_start,capability:request:denied,step_end"
 	if strings.Join(got, ",") != want {
 		t.Fatalf("audit events %v, want %s", got, want)
+	}
+}
+
+// TestBatch_auditLogRotation: with --audit-log-max-size the audit log of
+// a batch is rotated into FILE.1, FILE.2 … at most --audit-log-keep of
+// them, every file within the size and made of whole records, the newest
+// step's end in FILE; a size without a file, or a size that is not one,
+// is a usage error naming the flag.
+func TestBatch_auditLogRotation(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "audit.jsonl")
+	var lines strings.Builder
+	for i := range 30 {
+		fmt.Fprintf(&lines, "{\"step_id\":\"s%02d\",\"block\":%q,\"input\":{\"n\":%d}}\n", i, fixture(t, "echo"), i)
+	}
+	in := filepath.Join(dir, "steps.jsonl")
+	if err := os.WriteFile(in, []byte(lines.String()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	const maxSize = 1500
+	r := runCLI(t, "", "--log-level", "off", "batch", "--no-cache", "--concurrency", "1", "-o", filepath.Join(dir, "out.jsonl"),
+		"--audit-log", path, "--audit-log-max-size", "1500B", "--audit-log-keep", "2", in)
+	if r.code != exitSuccess {
+		t.Fatalf("exit %d: %s", r.code, r.stderr)
+	}
+	var last string
+	for _, p := range []string{path + ".2", path + ".1", path} {
+		raw, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(raw) > maxSize {
+			t.Errorf("%s: %d bytes, over %d", p, len(raw), maxSize)
+		}
+		for _, line := range strings.Split(strings.TrimSuffix(string(raw), "\n"), "\n") {
+			var rec map[string]any
+			if err := json.Unmarshal([]byte(line), &rec); err != nil {
+				t.Fatalf("%s: %q is not a whole record: %v", p, line, err)
+			}
+			last = fmt.Sprint(rec["event"], " ", rec["step_id"])
+		}
+	}
+	if last != "step_end s29" {
+		t.Errorf("the newest record is %q, want step_end s29", last)
+	}
+	if _, err := os.Stat(path + ".3"); !os.IsNotExist(err) {
+		t.Errorf("a third older file: %v", err)
+	}
+
+	for _, args := range [][]string{
+		{"--audit-log-max-size", "1MiB"},
+		{"--audit-log", path, "--audit-log-max-size", "lots"},
+		{"--audit-log", path, "--audit-log-max-size", "1MiB", "--audit-log-keep", "0"},
+	} {
+		r := runCLI(t, "", append(append([]string{"--log-level", "off", "batch", "--no-cache"}, args...), in)...)
+		if r.code != exitUsage || !strings.Contains(r.stderr, "audit-log") {
+			t.Errorf("%v: exit %d, %s", args, r.code, r.stderr)
+		}
 	}
 }

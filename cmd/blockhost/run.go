@@ -85,7 +85,7 @@ func stepFlags(cmd string) []cli.Flag {
 		&cli.StringFlag{Name: "output-limit", Usage: "output cap of every step, a `SIZE` such as 1MiB (default 1MiB)"},
 		&cli.StringFlag{Name: "engine", Usage: "WebAssembly engine `NAME`: wazero or wasmtime (default wazero)"},
 		&cli.StringSliceFlag{Name: "env", Usage: "grant the guest an environment variable `KEY=VALUE` (repeatable)"},
-	}, append(optionFlags(cmd), append(cacheFlags(), auditLogFlag())...)...)
+	}, append(optionFlags(cmd), append(cacheFlags(), auditLogFlags()...)...)...)
 }
 
 // stepSettings reads the step flags into the overrides of a job.Service:

@@ -36,7 +36,7 @@ func serveCommand() *cli.Command {
 			&cli.DurationFlag{Name: "retention", Value: serve.DefaultRetention, Usage: "delete finished steps this long after they end (-1s: never)"},
 			&cli.StringFlag{Name: "engine", Usage: "WebAssembly engine (default wazero)"},
 			&cli.StringSliceFlag{Name: "trusted-key", Usage: "serve only manifests signed by this public key `FILE` (repeatable)"},
-		}, append(cacheFlags(), auditLogFlag())...),
+		}, append(cacheFlags(), auditLogFlags()...)...),
 		Action: serveAction,
 	}
 }
