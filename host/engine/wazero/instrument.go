@@ -10,8 +10,8 @@ import (
 // out of the guest into Go at every loop header it compiles: about 30 ns
 // an iteration, 30 times the cost of the loop itself in a tight one, and
 // at the entry of every function of a Go guest (whose functions each start
-// with a loop). A Go block's step took 0.78 ms with it and about 0.35 ms
-// without (docs/benchmarks.md). The engine instead rewrites every module
+// with a loop). A Go block's step took 0.76-0.81 ms with it and 0.42 ms
+// with the checks below (docs/benchmarks.md, sixth round). The engine instead rewrites every module
 // it compiles (addInterruptChecks) so that the guest checks for itself,
 // and goes out to Go only once every checkBudget checks:
 //
