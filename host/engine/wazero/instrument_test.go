@@ -739,3 +739,31 @@ func TestAddInterruptChecks_goModule(t *testing.T) {
 		t.Errorf("instrumenting a Go module added %d bytes to %d", grown, len(wasm))
 	}
 }
+
+// TestCompile_uninterruptible: a module the rewrite refuses is not
+// compiled. wazero's own error is given when wazero refuses it too (code
+// naming a global that does not exist); otherwise the rewrite's (a valid
+// module exporting a name the host reserves), never a module compiled
+// without its checks.
+func TestCompile_uninterruptible(t *testing.T) {
+	ctx := context.Background()
+	e, err := New(ctx, engine.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close(ctx)
+	invalid := []byte(header + "\x01\x04\x01\x60\x00\x00\x03\x02\x01\x00" +
+		"\x0a\x08\x01\x06\x00\x41\x00\x24\x00\x0b")
+	if _, err := e.Compile(ctx, invalid); err == nil || strings.Contains(err.Error(), "interruption") {
+		t.Errorf("global.set of a global that does not exist: %v, want wazero's error", err)
+	}
+	reserved := []byte(header + "\x01\x04\x01\x60\x00\x00\x03\x02\x01\x00" +
+		"\x07\x17\x01\x13" + interruptExport + "\x00\x00" +
+		"\x0a\x04\x01\x02\x00\x0b")
+	if err := compiles(ctx, plainRuntime(t, ctx), reserved); err != nil {
+		t.Fatalf("the fixture is not a valid module: %v", err)
+	}
+	if _, err := e.Compile(ctx, reserved); err == nil || !strings.Contains(err.Error(), "reserved for the host") {
+		t.Errorf("a module exporting %q: %v, want the rewrite's refusal", interruptExport, err)
+	}
+}

@@ -259,9 +259,11 @@ func (e *Engine) Compile(ctx context.Context, wasm []byte) (_ engine.Module, err
 		// What is wrong with a module is wazero's to say, in its own
 		// words, as for any module; one wazero would take but the rewrite
 		// cannot is refused too, since it could not be interrupted.
-		if _, cerr := e.rt.CompileModule(ctx, wasm); cerr != nil {
+		cm, cerr := e.rt.CompileModule(ctx, wasm)
+		if cerr != nil {
 			return nil, cerr
 		}
+		cm.Close(ctx)
 		return nil, fmt.Errorf("wazero: cannot add interruption checks: %w", err)
 	}
 	if merged, err := mergeData(src); err == nil {
