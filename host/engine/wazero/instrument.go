@@ -2,6 +2,7 @@ package wazero
 
 import (
 	"fmt"
+	"strings"
 
 	"github.com/blockhost/blockhost/host/engine/internal/wasmbin"
 )
@@ -61,7 +62,12 @@ const checkBudget = 1000
 // interruptExport and budgetExport name the exports of the flag and the
 // budget; the engine hides them.
 // memoryExport names the empty memory added to a module without one.
+// Every export name starting with reservedPrefix is the engine's
+// (startExport too): a module exporting one is refused, so that none of
+// the engine's rewrites can be undone or sidestepped by a name already
+// taken.
 const (
+	reservedPrefix  = "blockhost:"
 	interruptExport = "blockhost:interrupt"
 	budgetExport    = "blockhost:budget"
 	memoryExport    = "blockhost:memory"
@@ -120,8 +126,11 @@ func addInterruptChecks(wasm []byte) ([]byte, error) {
 			return wasm, err
 		}
 		for _, e := range exports {
-			if e.Name == interruptExport || e.Name == budgetExport || e.Name == memoryExport {
-				return wasm, fmt.Errorf("the export name %q is reserved for the host", e.Name)
+			if strings.HasPrefix(e.Name, reservedPrefix) {
+				return wasm, fmt.Errorf("the export name %q is reserved for the host (every name starting %q)", e.Name, reservedPrefix)
+			}
+			if e.Kind == wasmbin.KindGlobal && e.Index >= globals {
+				return wasm, fmt.Errorf("%w: export %q: global index %d out of range", errMalformed, e.Name, e.Index)
 			}
 		}
 	}
@@ -190,10 +199,52 @@ func interruptCheck(flag, budget uint32) []byte {
 	return append(b, 0x0b)
 }
 
+// The prefixed opcodes. wazero reads the sub-opcode after a prefix as one
+// byte, where the binary format has a LEB128 number; the rewrite's decoder
+// reads the number. The two agree when the number is written in one byte
+// (below 0x80), and for SIMD's opcodes 128-255 written in two, the second
+// 0x01 (which wazero then reads as a nop). Any other encoding would have
+// the two decoders read different instructions from there on, and a loop
+// the rewrite does not see would get no check: checkPrefixed refuses it.
+const (
+	opGCPrefix     = 0xfb
+	opMiscPrefix   = 0xfc
+	opSIMDPrefix   = 0xfd
+	opAtomicPrefix = 0xfe
+)
+
+// bulkOps are the 0xfc sub-opcodes that fill or copy memory or a table:
+// memory.init, memory.copy, memory.fill, table.init, table.copy,
+// table.fill.
+var bulkOps = map[byte]bool{8: true, 10: true, 11: true, 12: true, 14: true, 17: true}
+
+// checkPrefixed refuses a prefixed instruction at code[at] whose
+// sub-opcode wazero would read otherwise than the rewrite.
+func checkPrefixed(code []byte, at int) error {
+	switch code[at] {
+	case opGCPrefix, opMiscPrefix, opSIMDPrefix, opAtomicPrefix:
+	default:
+		return nil
+	}
+	if at+1 >= len(code) {
+		return nil // SkipInstr reports the cut
+	}
+	if b := code[at+1]; b < 0x80 {
+		return nil
+	}
+	if code[at] == opSIMDPrefix && at+2 < len(code) && code[at+2] == 0x01 {
+		return nil
+	}
+	return fmt.Errorf("opcode 0x%x with its sub-opcode encoded as wazero does not read it", code[at])
+}
+
 // rewriteCode returns the code section sec with a check at the start of
-// every body and of every loop.
+// every body and of every loop, and the budget spent after every bulk
+// memory or table operation.
 func rewriteCode(sec wasmbin.Section, flag, budget uint32) ([]byte, error) {
 	check := interruptCheck(flag, budget)
+	// spend empties the budget: `i32.const 0; global.set $budget`.
+	spend := wasmbin.AppendU32([]byte{opI32Const, 0x00, opGlobalSet}, budget)
 	r := sec.Reader()
 	// Every body takes at least one byte, so Count refuses a count beyond
 	// the section's length: nothing is sized from a lie.
@@ -221,19 +272,28 @@ func rewriteCode(sec wasmbin.Section, flag, budget uint32) ([]byte, error) {
 		for !br.Done() {
 			at := br.Pos()
 			op := in[at]
+			if err := checkPrefixed(in, at); err != nil {
+				return nil, fmt.Errorf("%w: function body %d: %v", errMalformed, fn, err)
+			}
 			if err := br.SkipInstr(); err != nil {
 				return nil, err
 			}
-			switch op {
-			case opLoop:
+			switch {
+			case op == opLoop:
 				body = append(body, in[from:br.Pos()]...)
 				body = append(body, check...)
 				from = br.Pos()
-			case opGlobalGet, opGlobalSet:
+			case op == opGlobalGet, op == opGlobalSet:
 				ir := wasmbin.NewReader(in[at+1 : br.Pos()])
 				if idx := ir.U32(); idx >= flag {
 					return nil, fmt.Errorf("%w: function body %d: global index %d out of range", errMalformed, fn, idx)
 				}
+			case op == opMiscPrefix && bulkOps[in[at+1]]:
+				// A bulk operation runs as one native loop, as long as
+				// memory, with no way out to Go: the next check goes out.
+				body = append(body, in[from:br.Pos()]...)
+				body = append(body, spend...)
+				from = br.Pos()
 			}
 		}
 		body = append(body, in[from:]...)

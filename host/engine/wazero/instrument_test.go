@@ -14,6 +14,7 @@ import (
 	"github.com/tetratelabs/wazero"
 
 	"github.com/blockhost/blockhost/host/engine"
+	"github.com/blockhost/blockhost/host/engine/internal/wasmbin"
 	"github.com/blockhost/blockhost/internal/testwasm"
 )
 
@@ -261,7 +262,8 @@ func TestAddInterruptChecks_corpus(t *testing.T) {
 				// them is the body as it was, and there is one more than the
 				// body has loops (each written `loop` + a one-byte type,
 				// here, then the check).
-				if got := bytes.ReplaceAll(ob.code, check, nil); !bytes.Equal(got, ib.code) {
+				spend := append([]byte{0x41, 0x00, 0x24}, testAppendULEB(nil, flag+1)...)
+				if got := bytes.ReplaceAll(bytes.ReplaceAll(ob.code, check, nil), spend, nil); !bytes.Equal(got, ib.code) {
 					t.Errorf("function %d: without its checks the code differs from the original", k)
 				}
 				n := bytes.Count(ob.code, check)
@@ -456,15 +458,35 @@ func TestAddInterruptChecks_refused(t *testing.T) {
 		"the memory's export name": header + "\x01\x04\x01\x60\x00\x00\x03\x02\x01\x00" +
 			"\x07\x14\x01\x10" + memoryExport + "\x00\x00" +
 			"\x0a\x04\x01\x02\x00\x0b",
+		"the start function's export name (any blockhost: name)": header + "\x01\x04\x01\x60\x00\x00\x03\x02\x01\x00" +
+			"\x07\x13\x01\x0f" + startExport + "\x00\x00" +
+			"\x0a\x04\x01\x02\x00\x0b",
+		"an export of the flag's index": header + "\x01\x04\x01\x60\x00\x00\x03\x02\x01\x00" +
+			"\x07\x05\x01\x01g\x03\x00" +
+			"\x0a\x04\x01\x02\x00\x0b",
+		// wazero reads a SIMD sub-opcode as one byte: fd 80 02 is i16x8.abs
+		// then `block` to it, where the binary format (and the rewrite's
+		// decoder) reads opcode 0x100; what follows would then be read
+		// differently, and its loop would get no check.
+		"a SIMD sub-opcode wazero reads otherwise": header + "\x01\x04\x01\x60\x00\x00\x03\x02\x01\x00" +
+			"\x0a\x22\x01\x20\x00\xfd\x0c" + strings.Repeat("\x00", 16) + "\xfd\x80\x02\x40\x03\x40\x01\x0c\x00\x0b\x0b\x1a\x0b",
+		"a padded misc sub-opcode": header + "\x01\x04\x01\x60\x00\x00\x03\x02\x01\x00\x05\x03\x01\x00\x01" +
+			"\x0a\x0e\x01\x0c\x00\x41\x00\x41\x00\x41\x00\xfc\x8b\x00\x00\x0b",
 		"the budget's export name": header + "\x01\x04\x01\x60\x00\x00\x03\x02\x01\x00" +
 			"\x07\x14\x01\x10" + budgetExport + "\x00\x00" +
 			"\x0a\x04\x01\x02\x00\x0b",
 	} {
 		t.Run(name, func(t *testing.T) {
 			in := []byte(wasm)
+			if _, err := wasmbin.Parse(in); err != nil {
+				t.Fatalf("the fixture does not parse: %v", err)
+			}
 			out, err := addInterruptChecks(in)
 			if err == nil {
 				t.Fatal("accepted")
+			}
+			if strings.Contains(name, "sub-opcode") && !strings.Contains(err.Error(), "sub-opcode") {
+				t.Errorf("refused for another reason: %v", err)
 			}
 			checkSameSlice(t, in, out)
 		})
@@ -747,11 +769,7 @@ func TestAddInterruptChecks_goModule(t *testing.T) {
 // without its checks.
 func TestCompile_uninterruptible(t *testing.T) {
 	ctx := context.Background()
-	e, err := New(ctx, engine.Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer e.Close(ctx)
+	e := plainEngine(t)
 	invalid := []byte(header + "\x01\x04\x01\x60\x00\x00\x03\x02\x01\x00" +
 		"\x0a\x08\x01\x06\x00\x41\x00\x24\x00\x0b")
 	if _, err := e.Compile(ctx, invalid); err == nil || strings.Contains(err.Error(), "interruption") {
@@ -766,4 +784,65 @@ func TestCompile_uninterruptible(t *testing.T) {
 	if _, err := e.Compile(ctx, reserved); err == nil || !strings.Contains(err.Error(), "reserved for the host") {
 		t.Errorf("a module exporting %q: %v, want the rewrite's refusal", interruptExport, err)
 	}
+}
+
+// TestAddInterruptChecks_bulk: after a bulk memory operation the budget is
+// spent, so that the next check goes out to Go: a loop of fills as large
+// as memory would otherwise hold off the garbage collector for a thousand
+// of them.
+func TestAddInterruptChecks_bulk(t *testing.T) {
+	in := []byte(header + "\x01\x04\x01\x60\x00\x00\x03\x02\x01\x00\x05\x03\x01\x00\x01" +
+		"\x0a\x0d\x01\x0b\x00\x41\x00\x41\x00\x41\x00\xfc\x0b\x00\x0b") // memory.fill 0 0 0
+	out, err := addInterruptChecks(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	secs, err := testSections(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var code []byte
+	for _, sec := range secs {
+		if sec.id == 10 {
+			code = testCodeSection(t, sec.content)[0].code
+		}
+	}
+	want := string(testCheck(0, 1)) + "\x41\x00\x41\x00\x41\x00\xfc\x0b\x00" + "\x41\x00\x24\x01" + "\x0b"
+	if string(code) != want {
+		t.Errorf("code % x\nwant % x", code, want)
+	}
+	if err := compiles(context.Background(), plainRuntime(t, context.Background()), out); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestCompile_noMemoryStaysInvalid: the memory added to a module without
+// one does not make its memory instructions valid.
+func TestCompile_noMemoryStaysInvalid(t *testing.T) {
+	ctx := context.Background()
+	e := plainEngine(t)
+	load := []byte(header + "\x01\x04\x01\x60\x00\x00\x03\x02\x01\x00" +
+		"\x0a\x0a\x01\x08\x00\x41\x00\x28\x02\x00\x1a\x0b") // i32.load with no memory
+	if m, err := e.Compile(ctx, load); err == nil {
+		m.Close(ctx)
+		t.Fatal("a module without memory that loads from one was compiled")
+	}
+	ok := []byte(header + "\x01\x04\x01\x60\x00\x00\x03\x02\x01\x00\x0a\x04\x01\x02\x00\x0b")
+	m, err := e.Compile(ctx, ok)
+	if err != nil {
+		t.Fatalf("a valid module without memory: %v", err)
+	}
+	m.Close(ctx)
+}
+
+// plainEngine is an engine with no host modules and no disk cache, closed
+// at the test's end.
+func plainEngine(t *testing.T) engine.Engine {
+	t.Helper()
+	e, err := New(context.Background(), engine.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { e.Close(context.Background()) })
+	return e
 }

@@ -259,11 +259,9 @@ func (e *Engine) Compile(ctx context.Context, wasm []byte) (_ engine.Module, err
 		// What is wrong with a module is wazero's to say, in its own
 		// words, as for any module; one wazero would take but the rewrite
 		// cannot is refused too, since it could not be interrupted.
-		cm, cerr := e.rt.CompileModule(ctx, wasm)
-		if cerr != nil {
+		if cerr := e.validate(ctx, wasm); cerr != nil {
 			return nil, cerr
 		}
-		cm.Close(ctx)
 		return nil, fmt.Errorf("wazero: cannot add interruption checks: %w", err)
 	}
 	if merged, err := mergeData(src); err == nil {
@@ -285,6 +283,15 @@ func (e *Engine) Compile(ctx context.Context, wasm []byte) (_ engine.Module, err
 	}
 	if err != nil {
 		return nil, err
+	}
+	if _, added := cm.ExportedMemories()[memoryExport]; added {
+		// The rewrite gave the module a memory, which would make valid
+		// an invalid module's use of one: the module as it came must
+		// compile too.
+		if verr := e.validate(ctx, wasm); verr != nil {
+			cm.Close(ctx)
+			return nil, verr
+		}
 	}
 	m := &module{e: e, rt: rt, cm: cm, start: start, mem: newMemPool(img)}
 	m.runs.Init(m.free)
@@ -392,6 +399,16 @@ func (m *module) Close(ctx context.Context) error {
 		return fmt.Errorf("wazero: close: %d runs in flight: %w", m.runs.InFlight(), err)
 	}
 	return nil
+}
+
+// validate compiles wasm as it is, without the disk cache, and reports
+// wazero's error if it is not a valid module.
+func (e *Engine) validate(ctx context.Context, wasm []byte) error {
+	cm, _, err := e.compilePlain(ctx, wasm)
+	if err != nil {
+		return err
+	}
+	return cm.Close(ctx)
 }
 
 // free releases the module once no run uses it, and lets the engine go.
