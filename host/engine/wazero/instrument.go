@@ -77,7 +77,7 @@ const (
 // one below, mergeData's, exportStart's and datamerge.SplitImage's) in every disk-cache key: wazero compiles the
 // rewritten bytes, so code cached under another version of the rewrites is
 // never loaded. Change it whenever their output changes.
-const rewriteVersion = "interrupt-flag-2; data-merge-1; start-export-1; data-image-1"
+const rewriteVersion = "interrupt-flag-3; data-merge-1; start-export-1; data-image-1"
 
 const (
 	opLoop      = 0x03
