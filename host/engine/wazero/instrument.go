@@ -102,14 +102,26 @@ func addInterruptChecks(wasm []byte) ([]byte, error) {
 		return wasm, nil
 	}
 	var globals uint32
+	// A module without memory, imported or its own, gets an empty one.
+	addMemory := true
+	if i := m.Index(wasmbin.SectionMemory); i >= 0 {
+		r := m.Sections[i].Reader()
+		addMemory = r.Count() == 0
+		if err := r.Err(); err != nil {
+			return wasm, err
+		}
+	}
 	if i := m.Index(wasmbin.SectionImport); i >= 0 {
 		imports, err := wasmbin.ReadVec(m.Sections[i], (*wasmbin.Reader).Import)
 		if err != nil {
 			return wasm, err
 		}
 		for _, im := range imports {
-			if im.Kind == wasmbin.KindGlobal {
+			switch im.Kind {
+			case wasmbin.KindGlobal:
 				globals++
+			case wasmbin.KindMemory:
+				addMemory = false
 			}
 		}
 	}
@@ -134,17 +146,12 @@ func addInterruptChecks(wasm []byte) ([]byte, error) {
 			}
 		}
 	}
-	own, imported, err := m.Memories()
-	if err != nil {
-		return wasm, err
-	}
 	flag, budget := globals, globals+1
 	code, err := rewriteCode(m.Sections[ci], flag, budget)
 	if err != nil {
 		return wasm, err
 	}
 	m.Sections[ci].Content = code
-	addMemory := len(own) == 0 && !imported
 	if addMemory {
 		// An empty memory, for the growth by nothing.
 		if err := m.AppendEntries(wasmbin.SectionMemory, 1, []byte{0x01, 0x00, 0x00}); err != nil {

@@ -846,3 +846,17 @@ func plainEngine(t *testing.T) engine.Engine {
 	t.Cleanup(func() { e.Close(context.Background()) })
 	return e
 }
+
+// TestAddInterruptChecks_emptyMemorySection: a memory section of no
+// memories is a module without memory: it gets the empty one the checks
+// grow, and compiles.
+func TestAddInterruptChecks_emptyMemorySection(t *testing.T) {
+	in := []byte(header + "\x01\x04\x01\x60\x00\x00\x03\x02\x01\x00\x05\x01\x00\x0a\x04\x01\x02\x00\x0b")
+	out, err := addInterruptChecks(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := compiles(context.Background(), plainRuntime(t, context.Background()), out); err != nil {
+		t.Fatalf("the rewritten module does not compile: %v", err)
+	}
+}

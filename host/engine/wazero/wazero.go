@@ -3,12 +3,12 @@
 // "wazero".
 //
 // Interruption is the engine's own: every module is rewritten at compile
-// time with a flag that Run sets when the run's context ends, checked at
-// the entry of every function and every loop (instrument.go), so a guest
-// in a tight loop, deep recursion or its start function stops as soon as
-// the run's context ends. (wazero's close-on-context-done mode did the
-// same by calling into Go at each check, 30 times the cost of a tight
-// loop.) WASI's file, stream and poll functions are the
+// time with a flag and a budget of checks that Run sets and empties when
+// the run's context ends, checked at the entry of every function and
+// every loop (instrument.go), so a guest in a tight loop, deep recursion
+// or its start function stops within a thousand checks of the context's
+// end. (wazero's close-on-context-done mode called into Go at every
+// check, 30 times the cost of a tight loop.) WASI's file, stream and poll functions are the
 // engine-neutral ones of package wasip1, linked over wazero's own: a sleep
 // (poll_oneoff) returns when the context ends, and any of them entered, or
 // returning, after the end ends the run instead of returning to the guest.
