@@ -1,6 +1,7 @@
 package wazero
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 
@@ -77,7 +78,7 @@ const (
 // one below, mergeData's, exportStart's and datamerge.SplitImage's) in every disk-cache key: wazero compiles the
 // rewritten bytes, so code cached under another version of the rewrites is
 // never loaded. Change it whenever their output changes.
-const rewriteVersion = "interrupt-flag-3; data-merge-1; start-export-1; data-image-1"
+const rewriteVersion = "interrupt-flag-3; lazy-table-1; data-merge-1; start-export-1; data-image-1"
 
 const (
 	opLoop      = 0x03
@@ -101,7 +102,7 @@ func addInterruptChecks(wasm []byte) ([]byte, error) {
 	if ci < 0 {
 		return wasm, nil
 	}
-	var globals uint32
+	var globals, funcs, tables uint32
 	// A module without memory, imported or its own, gets an empty one.
 	addMemory := true
 	if i := m.Index(wasmbin.SectionMemory); i >= 0 {
@@ -120,6 +121,10 @@ func addInterruptChecks(wasm []byte) ([]byte, error) {
 			switch im.Kind {
 			case wasmbin.KindGlobal:
 				globals++
+			case wasmbin.KindFunc:
+				funcs++
+			case wasmbin.KindTable:
+				tables++
 			case wasmbin.KindMemory:
 				addMemory = false
 			}
@@ -146,12 +151,25 @@ func addInterruptChecks(wasm []byte) ([]byte, error) {
 			}
 		}
 	}
+	lazy, err := planLazyTable(m, funcs, tables)
+	if err != nil {
+		return wasm, err
+	}
 	flag, budget := globals, globals+1
-	code, err := rewriteCode(m.Sections[ci], flag, budget)
+	code, err := rewriteCode(m.Sections[ci], flag, budget, lazy)
+	if errors.Is(err, errTableUsed) {
+		lazy = nil
+		code, err = rewriteCode(m.Sections[ci], flag, budget, nil)
+	}
 	if err != nil {
 		return wasm, err
 	}
 	m.Sections[ci].Content = code
+	if lazy != nil {
+		if err := lazy.apply(m); err != nil {
+			return wasm, err
+		}
+	}
 	if addMemory {
 		// An empty memory, for the growth by nothing.
 		if err := m.AppendEntries(wasmbin.SectionMemory, 1, []byte{0x01, 0x00, 0x00}); err != nil {
@@ -247,8 +265,9 @@ func checkPrefixed(code []byte, at int) error {
 
 // rewriteCode returns the code section sec with a check at the start of
 // every body and of every loop, and the budget spent after every bulk
-// memory or table operation.
-func rewriteCode(sec wasmbin.Section, flag, budget uint32) ([]byte, error) {
+// memory or table operation; with a lazy table's plan, with the guard
+// before every indirect call and fill's body appended, or errTableUsed.
+func rewriteCode(sec wasmbin.Section, flag, budget uint32, lazy *lazyTable) ([]byte, error) {
 	check := interruptCheck(flag, budget)
 	// spend empties the budget: `i32.const 0; global.set $budget`.
 	spend := wasmbin.AppendU32([]byte{opI32Const, 0x00, opGlobalSet}, budget)
@@ -260,8 +279,15 @@ func rewriteCode(sec wasmbin.Section, flag, budget uint32) ([]byte, error) {
 		return nil, err
 	}
 	out := make([]byte, 0, len(sec.Content)+len(sec.Content)/8+int(count)*(len(check)+5))
-	out = wasmbin.AppendU32(out, count)
-	var body []byte
+	var extra [][]byte
+	if lazy != nil {
+		if int(count) != len(lazy.params) {
+			return nil, errTableUsed // wazero's to refuse
+		}
+		extra = [][]byte{lazy.fillBody()}
+	}
+	out = wasmbin.AppendU32(out, count+uint32(len(extra)))
+	var body, guard []byte
 	for fn := range count {
 		size := r.U32()
 		in := r.Bytes(int(size))
@@ -269,12 +295,15 @@ func rewriteCode(sec wasmbin.Section, flag, budget uint32) ([]byte, error) {
 			return nil, err
 		}
 		br := wasmbin.NewReader(in)
-		br.Locals()
+		locals := br.Locals()
 		if err := br.Err(); err != nil {
 			return nil, err
 		}
-		body = append(body[:0], in[:br.Pos()]...)
-		body = append(body, check...)
+		decl := in[:br.Pos()]
+		// The body is written after its local declarations, which the
+		// guard, if any, adds to.
+		body = append(body[:0], check...)
+		guard = guard[:0]
 		from := br.Pos()
 		for !br.Done() {
 			at := br.Pos()
@@ -285,7 +314,26 @@ func rewriteCode(sec wasmbin.Section, flag, budget uint32) ([]byte, error) {
 			if err := br.SkipInstr(); err != nil {
 				return nil, err
 			}
+			if lazy != nil {
+				if err := lazy.checkInstr(in, at, br.Pos()); err != nil {
+					if err == errTableUsed {
+						return nil, err
+					}
+					return nil, fmt.Errorf("function body %d: %w", fn, err)
+				}
+			}
 			switch {
+			case lazy != nil && (op == opCallIndirect || op == opReturnCallIndirect):
+				if len(guard) == 0 {
+					s := uint64(lazy.params[fn]) + locals
+					if s >= 1<<31 {
+						return nil, errTableUsed // wazero's to refuse
+					}
+					guard = lazy.guard(uint32(s))
+				}
+				body = append(body, in[from:at]...)
+				body = append(body, guard...)
+				from = at
 			case op == opLoop:
 				body = append(body, in[from:br.Pos()]...)
 				body = append(body, check...)
@@ -304,12 +352,20 @@ func rewriteCode(sec wasmbin.Section, flag, budget uint32) ([]byte, error) {
 			}
 		}
 		body = append(body, in[from:]...)
-		out = wasmbin.AppendU32(out, uint32(len(body)))
+		if len(guard) > 0 {
+			decl = withGuardLocal(decl)
+		}
+		out = wasmbin.AppendU32(out, uint32(len(decl)+len(body)))
+		out = append(out, decl...)
 		out = append(out, body...)
 	}
 	if !r.Done() {
 		r.Fail("bytes after the last function body")
 		return nil, r.Err()
+	}
+	for _, b := range extra {
+		out = wasmbin.AppendU32(out, uint32(len(b)))
+		out = append(out, b...)
 	}
 	return out, nil
 }

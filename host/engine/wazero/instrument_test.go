@@ -34,7 +34,7 @@ func watCorpus(t testing.TB) []testModule {
 	t.Helper()
 	root := testwasm.ModuleRoot(t)
 	var paths []string
-	for _, pattern := range []string{"host/testdata/*.wat", "examples/*/*.wat"} {
+	for _, pattern := range []string{"host/testdata/*.wat", "examples/*/*.wat", "host/engine/wazero/testdata/lazytable/calls.wat"} {
 		m, err := filepath.Glob(filepath.Join(root, pattern))
 		if err != nil {
 			t.Fatal(err)
@@ -194,7 +194,7 @@ func TestAddInterruptChecks_corpus(t *testing.T) {
 	rt := plainRuntime(t, ctx)
 
 	corpus := append(watCorpus(t), goModule(t))
-	var bodies, loops int
+	var bodies, loops, lazyTables int
 	for _, m := range corpus {
 		t.Run(m.name, func(t *testing.T) {
 			in := bytes.Clone(m.wasm)
@@ -220,6 +220,9 @@ func TestAddInterruptChecks_corpus(t *testing.T) {
 			check := testCheck(flag, flag+1)
 			added := map[byte]bool{6: true, 7: true}
 			var inCode, outCode []byte
+			// The lazy table (lazytable.go) changes the type, function
+			// and element sections together, or none of them.
+			lazy := map[byte][2][]byte{}
 			j := 0
 			for _, b := range outSecs {
 				var a *testSection
@@ -234,6 +237,8 @@ func TestAddInterruptChecks_corpus(t *testing.T) {
 					testCheckFlagGlobal(t, a, b)
 				case b.id == 7:
 					testCheckFlagExport(t, a, b, flag, !hasMemory)
+				case (b.id == 1 || b.id == 3 || b.id == 9) && a != nil:
+					lazy[b.id] = [2][]byte{a.content, b.content}
 				case b.id == 5 && a == nil:
 					if !bytes.Equal(b.content, []byte{0x01, 0x01, 0x00, 0x00}) {
 						t.Errorf("memory section added: % x, want one empty memory", b.content)
@@ -249,21 +254,60 @@ func TestAddInterruptChecks_corpus(t *testing.T) {
 				t.Fatalf("sections: %d of %d kept, %v not there", j, len(inSecs), added)
 			}
 			inBodies, outBodies := testCodeSection(t, inCode), testCodeSection(t, outCode)
+			// guards[k] is the guard before function k's indirect calls,
+			// when the lazy table applies.
+			var guards [][]byte
+			if el := lazy[9]; !bytes.Equal(el[0], el[1]) {
+				fill := testFuncCount(t, inSecs)
+				offset, n := testCheckLazyTable(t, lazy)
+				for k, p := range testParams(t, inSecs) {
+					s := p + testLocalCount(inBodies[k].locals)
+					guards = append(guards, testGuard(s, offset, n, fill))
+				}
+				if len(outBodies) != len(inBodies)+1 {
+					t.Fatalf("%d function bodies, was %d: want fill added", len(outBodies), len(inBodies))
+				}
+				outBodies = outBodies[:len(inBodies)]
+				lazyTables++
+			} else {
+				for id, c := range lazy {
+					if !bytes.Equal(c[0], c[1]) {
+						t.Errorf("section id %d changed", id)
+					}
+				}
+			}
 			if len(inBodies) != len(outBodies) {
 				t.Fatalf("%d function bodies, was %d", len(outBodies), len(inBodies))
 			}
+			guarded := 0
 			for k, ib := range inBodies {
 				ob := outBodies[k]
-				if !bytes.Equal(ib.locals, ob.locals) || !bytes.HasPrefix(ob.code, check) {
+				locals := ib.locals
+				if guards != nil && bytes.Contains(ob.code, guards[k]) {
+					// One i32 more, for the guard.
+					groups, n := testULEB(locals)
+					locals = append(testAppendULEB(nil, groups+1), locals[n:]...)
+					locals = append(locals, 0x01, 0x7f)
+					guarded++
+				}
+				if !bytes.Equal(locals, ob.locals) || !bytes.HasPrefix(ob.code, check) {
 					t.Errorf("function %d: locals % x code % x, want locals % x and the check % x first",
-						k, ob.locals, head(ob.code), ib.locals, check)
+						k, ob.locals, head(ob.code), locals, check)
 				}
 				// The checks are the only bytes added: what is left without
 				// them is the body as it was, and there is one more than the
 				// body has loops (each written `loop` + a one-byte type,
 				// here, then the check).
 				spend := append([]byte{0x41, 0x00, 0x24}, testAppendULEB(nil, flag+1)...)
-				if got := bytes.ReplaceAll(bytes.ReplaceAll(ob.code, check, nil), spend, nil); !bytes.Equal(got, ib.code) {
+				got := bytes.ReplaceAll(bytes.ReplaceAll(ob.code, check, nil), spend, nil)
+				if guards != nil {
+					// The guard comes before each call_indirect and
+					// return_call_indirect.
+					for _, op := range []byte{0x11, 0x13} {
+						got = bytes.ReplaceAll(got, append(bytes.Clone(guards[k]), op), []byte{op})
+					}
+				}
+				if !bytes.Equal(got, ib.code) {
 					t.Errorf("function %d: without its checks the code differs from the original", k)
 				}
 				n := bytes.Count(ob.code, check)
@@ -274,11 +318,185 @@ func TestAddInterruptChecks_corpus(t *testing.T) {
 				}
 				bodies++
 			}
+			if guards != nil && guarded == 0 {
+				t.Error("no call_indirect is guarded")
+			}
 		})
 	}
-	if bodies == 0 || loops == 0 {
-		t.Errorf("the corpus exercised %d bodies and %d loops; want both", bodies, loops)
+	if bodies == 0 || loops == 0 || lazyTables < 2 {
+		t.Errorf("the corpus exercised %d bodies, %d loops and %d lazy tables; want all (two lazy tables, the Go module's and calls.wat's)", bodies, loops, lazyTables)
 	}
+}
+
+// testFuncCount counts the functions a module imports and defines.
+func testFuncCount(t testing.TB, secs []testSection) uint64 {
+	t.Helper()
+	var n uint64
+	for _, s := range secs {
+		switch s.id {
+		case 2:
+			count, p := testULEB(s.content)
+			for range count {
+				for range 2 {
+					l, m := testULEB(s.content[p:])
+					p += m + int(l)
+				}
+				kind := s.content[p]
+				p++
+				switch kind {
+				case 0x00:
+					_, m := testULEB(s.content[p:])
+					p += m
+					n++
+				case 0x01:
+					p++
+					p += testLimitsLen(s.content[p:])
+				case 0x02:
+					p += testLimitsLen(s.content[p:])
+				case 0x03:
+					p += 2
+				default:
+					t.Fatalf("import kind 0x%x", kind)
+				}
+			}
+		case 3:
+			c, _ := testULEB(s.content)
+			n += c
+		}
+	}
+	return n
+}
+
+// testCheckLazyTable checks the sections the lazy table changes, each a
+// pair of contents, before and after: one type and one function appended,
+// and the one active segment turned declarative, with the same functions;
+// it returns the segment's offset and length.
+func testCheckLazyTable(t testing.TB, secs map[byte][2][]byte) (offset int64, n uint64) {
+	t.Helper()
+	appended := func(id byte, tail []byte) {
+		c := secs[id]
+		was, n := testULEB(c[0])
+		want := append(testAppendULEB(nil, was+1), c[0][n:]...)
+		want = append(want, tail...)
+		if !bytes.Equal(c[1], want) {
+			t.Errorf("section id %d ends % x, want % x", id, c[1][max(0, len(c[1])-12):], want[max(0, len(want)-12):])
+		}
+	}
+	types, _ := testULEB(secs[1][0])
+	appended(1, []byte{0x60, 0x01, 0x7f, 0x00}) // [i32] -> []
+	appended(3, testAppendULEB(nil, types))
+	// Active, flags 0: count 1, 0x00, i32.const offset end, the vector;
+	// declarative: count 1, 0x03, elemkind 0x00, the same vector.
+	in, out := secs[9][0], secs[9][1]
+	if len(in) < 3 || in[0] != 0x01 || in[1] != 0x00 || in[2] != 0x41 {
+		t.Fatalf("element section was % x, not one active segment", head(in))
+	}
+	offset, m := testSLEB(in[3:])
+	if in[3+m] != 0x0b {
+		t.Fatalf("element section was % x, not a constant offset", head(in))
+	}
+	vec := in[3+m+1:]
+	n, _ = testULEB(vec)
+	want := append([]byte{0x01, 0x03, 0x00}, vec...)
+	if !bytes.Equal(out, want) {
+		t.Errorf("element section % x, want % x", head(out), head(want))
+	}
+	return offset, n
+}
+
+// testSLEB decodes a signed LEB128 of at most 5 bytes.
+func testSLEB(b []byte) (v int64, n int) {
+	var shift uint
+	for n < len(b) && n < 5 {
+		c := b[n]
+		n++
+		v |= int64(c&0x7f) << shift
+		shift += 7
+		if c&0x80 == 0 {
+			if shift < 64 && c&0x40 != 0 {
+				v |= -1 << shift
+			}
+			return v, n
+		}
+	}
+	return 0, 0
+}
+
+func testAppendSLEB(b []byte, v int64) []byte {
+	for {
+		c := byte(v & 0x7f)
+		v >>= 7
+		if (v == 0 && c&0x40 == 0) || (v == -1 && c&0x40 != 0) {
+			return append(b, c)
+		}
+		b = append(b, c|0x80)
+	}
+}
+
+// testParams returns how many parameters each function the module
+// defines takes, from its type and function sections (function types
+// only, as in the corpus).
+func testParams(t testing.TB, secs []testSection) []uint64 {
+	t.Helper()
+	var types []uint64
+	var out []uint64
+	for _, s := range secs {
+		switch s.id {
+		case 1:
+			count, p := testULEB(s.content)
+			for range count {
+				if s.content[p] != 0x60 {
+					t.Fatalf("type 0x%x", s.content[p])
+				}
+				p++
+				params, m := testULEB(s.content[p:])
+				p += m + int(params) // one-byte value types
+				results, m := testULEB(s.content[p:])
+				p += m + int(results)
+				types = append(types, params)
+			}
+		case 3:
+			count, p := testULEB(s.content)
+			for range count {
+				ti, m := testULEB(s.content[p:])
+				p += m
+				out = append(out, types[ti])
+			}
+		}
+	}
+	return out
+}
+
+// testLocalCount counts the locals a body's declarations declare.
+func testLocalCount(decl []byte) uint64 {
+	groups, p := testULEB(decl)
+	var total uint64
+	for range groups {
+		n, m := testULEB(decl[p:])
+		total += n
+		p += m + 1 // one-byte value types, as in the corpus
+	}
+	return total
+}
+
+// testGuard is the guard before an indirect call, assembled here from
+// the text format, with the index in local s: when the index lies in the
+// segment and its entry is null, call fill with it.
+func testGuard(s uint64, offset int64, n, fill uint64) []byte {
+	l := testAppendULEB(nil, s)
+	var b []byte
+	add := func(parts ...[]byte) {
+		for _, p := range parts {
+			b = append(b, p...)
+		}
+	}
+	add([]byte{0x22}, l, []byte{0x20}, l)                                      // local.tee s, local.get s
+	add([]byte{0x41}, testAppendSLEB(nil, offset), []byte{0x6b})               // i32.sub offset
+	add([]byte{0x41}, testAppendSLEB(nil, int64(n)), []byte{0x49, 0x04, 0x40}) // i32.lt_u n, if
+	add([]byte{0x20}, l, []byte{0x25, 0x00, 0xd1, 0x04, 0x40})                 // table.get 0, ref.is_null, if
+	add([]byte{0x20}, l, []byte{0x10}, testAppendULEB(nil, fill))              // call fill
+	add([]byte{0x0b, 0x0b})
+	return b
 }
 
 // testGlobalsAndMemory counts the globals a module imports and defines,

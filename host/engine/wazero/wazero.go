@@ -23,8 +23,12 @@
 // still starts from exactly the memory its data segments describe.
 //
 // Before compiling, the engine also merges a module's data segments where
-// that cannot change what instantiation writes (host/engine/internal/datamerge), and moves
-// its start function out of instantiation (startfn.go). At most GOMAXPROCS
+// that cannot change what instantiation writes (host/engine/internal/datamerge), moves
+// its start function out of instantiation (startfn.go), and, where only
+// call_indirect reaches a module's function table, has each entry filled
+// at its first call instead of every entry at instantiation
+// (lazytable.go: three quarters of a Go block's step was wazero filling
+// its table). At most GOMAXPROCS
 // instantiations run at once; no guest code runs during one, and a step
 // whose context ends while it waits for its turn ends then, interrupted.
 //
