@@ -333,9 +333,20 @@ func extismCacheFor(tb testing.TB) wazero.CompilationCache {
 	return extismCache
 }
 
+// extismMu makes the Extism side's runs take turns. They share one
+// wazero compilation cache, and wazero v1.12.0 publishes a module read
+// from its file cache before compiling its entry preambles, so a second
+// compilation of the same module at the same time gets it incomplete: a
+// data race, or a panic in instantiation (wazero issue #2547). blockhost's
+// own wazero engine compiles through its cache one module at a time
+// (host/engine/wazero/cache.go).
+var extismMu sync.Mutex
+
 // runExtism calls the plugin through the Extism go-sdk: a fresh plugin,
 // with WASI, as the go-sdk's own tests make it.
 func runExtism(ctx context.Context, tb testing.TB, sdk, mnt, srvURL string, c pluginCase) outcome {
+	extismMu.Lock()
+	defer extismMu.Unlock()
 	m := extism.Manifest{
 		Wasm:   []extism.Wasm{extism.WasmFile{Path: filepath.Join(sdk, "wasm", c.file)}},
 		Config: maps.Clone(c.config),
