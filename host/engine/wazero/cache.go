@@ -181,7 +181,7 @@ func (e *Engine) compileCached(ctx context.Context, wasm, src []byte) (wazero.Co
 		}
 	}
 
-	cm, err := e.rt.CompileModule(ctx, src)
+	cm, err := compileModule(ctx, e.rt, src)
 	fresh, cerr := d.collect(staged, stagedInfo)
 	if err == nil {
 		switch {
@@ -314,7 +314,7 @@ func (e *Engine) compilePlain(ctx context.Context, src []byte) (wazero.CompiledM
 	if err != nil {
 		return nil, nil, err
 	}
-	cm, err := rt.CompileModule(ctx, src)
+	cm, err := compileModule(ctx, rt, src)
 	return cm, rt, err
 }
 

@@ -251,3 +251,25 @@ func FuzzMergeData(f *testing.F) {
 		}
 	})
 }
+
+// TestCompile_overflowingDataOffset: a data segment's offset written in
+// more bits than 32 is refused by wazero, and the merge, which re-encodes
+// offsets, must not make such a module valid (it reads offsets as wazero
+// does, host/engine/internal/wasmbin).
+func TestCompile_overflowingDataOffset(t *testing.T) {
+	ctx := context.Background()
+	b := wasmbin.AppendSection([]byte(header), 5, []byte("\x01\x00\x01"))
+	// Two active segments: "a" at 5 + 2^32 (five bytes), "b" at 16.
+	b = wasmbin.AppendSection(b, 11, []byte("\x02"+
+		"\x00\x41\x85\x80\x80\x80\x10\x0b\x01a"+
+		"\x00\x41\x10\x0b\x01b"))
+	if err := compiles(ctx, plainRuntime(t, ctx), b); err == nil {
+		t.Fatal("wazero takes the module as it came")
+	}
+	m, err := plainEngine(t).Compile(ctx, b)
+	if err == nil {
+		m.Close(ctx)
+		t.Fatal("the engine compiled a module wazero refuses")
+	}
+	t.Logf("Compile: %v", err)
+}

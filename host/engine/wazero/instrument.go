@@ -78,7 +78,7 @@ const (
 // one below, mergeData's, exportStart's and datamerge.SplitImage's) in every disk-cache key: wazero compiles the
 // rewritten bytes, so code cached under another version of the rewrites is
 // never loaded. Change it whenever their output changes.
-const rewriteVersion = "interrupt-flag-3; lazy-table-1; data-merge-1; start-export-1; data-image-1"
+const rewriteVersion = "interrupt-flag-4; lazy-table-2; data-merge-1; start-export-1; data-image-1"
 
 const (
 	opLoop      = 0x03
@@ -263,6 +263,55 @@ func checkPrefixed(code []byte, at int) error {
 	return fmt.Errorf("opcode 0x%x with its sub-opcode encoded as wazero does not read it", code[at])
 }
 
+// Reference types that name a type, (ref null t) and (ref t), written
+// 0x63 and 0x64 and a type index. wazero v1.12.0's validator takes them in
+// locals and in a typed select, but its compiler skips only two bytes
+// after `select`, so that `1c 01 63 03` is a select to the validator and
+// to the rewrite, and a select followed by a loop to the compiler: a loop
+// the rewrite never saw, with no check, which no deadline could stop and
+// which would hang the host at its next garbage collection (another
+// index makes the compiler panic). Typed function references are not a
+// feature the engine enables, so code that uses them is refused.
+const (
+	refNullType = 0x63
+	refType     = 0x64
+)
+
+var errTypedRef = errors.New("a reference type naming a type (0x63/0x64), which wazero v1.12.0 compiles otherwise than it validates")
+
+// checkLocalTypes refuses local declarations of a reference type naming
+// a type.
+func checkLocalTypes(decl []byte) error {
+	r := wasmbin.NewReader(decl)
+	for range r.Count() {
+		r.U32()
+		if t := r.ValType(); len(t) > 0 && (t[0] == refNullType || t[0] == refType) {
+			return errTypedRef
+		}
+	}
+	return r.Err()
+}
+
+// checkTypedRef refuses the instruction in code[at:end] if it is a typed
+// select or a block, loop, if, try or try_table whose type is a
+// reference type naming a type.
+func checkTypedRef(code []byte, at, end int) error {
+	switch code[at] {
+	case 0x1c: // select t*
+		r := wasmbin.NewReader(code[at+1 : end])
+		for range r.Count() {
+			if t := r.ValType(); len(t) > 0 && (t[0] == refNullType || t[0] == refType) {
+				return errTypedRef
+			}
+		}
+	case 0x02, 0x03, 0x04, 0x06, 0x1f:
+		if b := code[at+1]; b == refNullType || b == refType {
+			return errTypedRef
+		}
+	}
+	return nil
+}
+
 // rewriteCode returns the code section sec with a check at the start of
 // every body and of every loop, and the budget spent after every bulk
 // memory or table operation; with a lazy table's plan, with the guard
@@ -300,10 +349,18 @@ func rewriteCode(sec wasmbin.Section, flag, budget uint32, lazy *lazyTable) ([]b
 			return nil, err
 		}
 		decl := in[:br.Pos()]
+		if err := checkLocalTypes(decl); err != nil {
+			return nil, fmt.Errorf("function body %d: %w", fn, err)
+		}
 		// The body is written after its local declarations, which the
 		// guard, if any, adds to.
 		body = append(body[:0], check...)
 		guard = guard[:0]
+		guards := 0
+		var allLocals uint64
+		if lazy != nil {
+			allLocals = uint64(lazy.params[fn]) + locals
+		}
 		from := br.Pos()
 		for !br.Done() {
 			at := br.Pos()
@@ -314,8 +371,11 @@ func rewriteCode(sec wasmbin.Section, flag, budget uint32, lazy *lazyTable) ([]b
 			if err := br.SkipInstr(); err != nil {
 				return nil, err
 			}
+			if err := checkTypedRef(in, at, br.Pos()); err != nil {
+				return nil, fmt.Errorf("function body %d: %w", fn, err)
+			}
 			if lazy != nil {
-				if err := lazy.checkInstr(in, at, br.Pos()); err != nil {
+				if err := lazy.checkInstr(in, at, br.Pos(), allLocals); err != nil {
 					if err == errTableUsed {
 						return nil, err
 					}
@@ -324,12 +384,14 @@ func rewriteCode(sec wasmbin.Section, flag, budget uint32, lazy *lazyTable) ([]b
 			}
 			switch {
 			case lazy != nil && (op == opCallIndirect || op == opReturnCallIndirect):
+				if guards++; guards > maxGuards {
+					return nil, errTableUsed
+				}
 				if len(guard) == 0 {
-					s := uint64(lazy.params[fn]) + locals
-					if s >= 1<<31 {
+					if allLocals >= 1<<31 {
 						return nil, errTableUsed // wazero's to refuse
 					}
-					guard = lazy.guard(uint32(s))
+					guard = lazy.guard(uint32(allLocals))
 				}
 				body = append(body, in[from:at]...)
 				body = append(body, guard...)

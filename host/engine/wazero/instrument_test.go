@@ -259,10 +259,11 @@ func TestAddInterruptChecks_corpus(t *testing.T) {
 			var guards [][]byte
 			if el := lazy[9]; !bytes.Equal(el[0], el[1]) {
 				fill := testFuncCount(t, inSecs)
-				offset, n := testCheckLazyTable(t, lazy)
+				fillType, result := testFillType(t, inSecs)
+				offset, n := testCheckLazyTable(t, lazy, fillType)
 				for k, p := range testParams(t, inSecs) {
 					s := p + testLocalCount(inBodies[k].locals)
-					guards = append(guards, testGuard(s, offset, n, fill))
+					guards = append(guards, testGuard(s, offset, n, fill, result))
 				}
 				if len(outBodies) != len(inBodies)+1 {
 					t.Fatalf("%d function bodies, was %d: want fill added", len(outBodies), len(inBodies))
@@ -368,10 +369,11 @@ func testFuncCount(t testing.TB, secs []testSection) uint64 {
 }
 
 // testCheckLazyTable checks the sections the lazy table changes, each a
-// pair of contents, before and after: one type and one function appended,
-// and the one active segment turned declarative, with the same functions;
-// it returns the segment's offset and length.
-func testCheckLazyTable(t testing.TB, secs map[byte][2][]byte) (offset int64, n uint64) {
+// pair of contents, before and after: the types as they were, one
+// function of type fillType appended, and the one active segment turned
+// declarative, with the same functions; it returns the segment's offset
+// and length.
+func testCheckLazyTable(t testing.TB, secs map[byte][2][]byte, fillType uint64) (offset int64, n uint64) {
 	t.Helper()
 	appended := func(id byte, tail []byte) {
 		c := secs[id]
@@ -382,9 +384,10 @@ func testCheckLazyTable(t testing.TB, secs map[byte][2][]byte) (offset int64, n 
 			t.Errorf("section id %d ends % x, want % x", id, c[1][max(0, len(c[1])-12):], want[max(0, len(want)-12):])
 		}
 	}
-	types, _ := testULEB(secs[1][0])
-	appended(1, []byte{0x60, 0x01, 0x7f, 0x00}) // [i32] -> []
-	appended(3, testAppendULEB(nil, types))
+	if !bytes.Equal(secs[1][0], secs[1][1]) {
+		t.Error("type section changed")
+	}
+	appended(3, testAppendULEB(nil, fillType))
 	// Active, flags 0: count 1, 0x00, i32.const offset end, the vector;
 	// declarative: count 1, 0x03, elemkind 0x00, the same vector.
 	in, out := secs[9][0], secs[9][1]
@@ -431,6 +434,38 @@ func testAppendSLEB(b []byte, v int64) []byte {
 		}
 		b = append(b, c|0x80)
 	}
+}
+
+// testFillType returns the first type [i32] -> [] of the module, or
+// else the first [i32] -> [i32], and whether it has a result.
+func testFillType(t testing.TB, secs []testSection) (uint64, bool) {
+	t.Helper()
+	for _, s := range secs {
+		if s.id != 1 {
+			continue
+		}
+		count, p := testULEB(s.content)
+		withResult := -1
+		for i := range count {
+			params, m := testULEB(s.content[p+1:])
+			ps := s.content[p+1+m : p+1+m+int(params)]
+			q := p + 1 + m + int(params)
+			results, m2 := testULEB(s.content[q:])
+			rs := s.content[q+m2 : q+m2+int(results)]
+			p = q + m2 + int(results)
+			switch {
+			case string(ps) == "\x7f" && len(rs) == 0:
+				return i, false
+			case string(ps) == "\x7f" && string(rs) == "\x7f" && withResult < 0:
+				withResult = int(i)
+			}
+		}
+		if withResult >= 0 {
+			return uint64(withResult), true
+		}
+	}
+	t.Fatal("the lazy table applied to a module without [i32] -> [] or [i32] -> [i32]")
+	return 0, false
 }
 
 // testParams returns how many parameters each function the module
@@ -482,7 +517,7 @@ func testLocalCount(decl []byte) uint64 {
 // testGuard is the guard before an indirect call, assembled here from
 // the text format, with the index in local s: when the index lies in the
 // segment and its entry is null, call fill with it.
-func testGuard(s uint64, offset int64, n, fill uint64) []byte {
+func testGuard(s uint64, offset int64, n, fill uint64, result bool) []byte {
 	l := testAppendULEB(nil, s)
 	var b []byte
 	add := func(parts ...[]byte) {
@@ -495,6 +530,9 @@ func testGuard(s uint64, offset int64, n, fill uint64) []byte {
 	add([]byte{0x41}, testAppendSLEB(nil, int64(n)), []byte{0x49, 0x04, 0x40}) // i32.lt_u n, if
 	add([]byte{0x20}, l, []byte{0x25, 0x00, 0xd1, 0x04, 0x40})                 // table.get 0, ref.is_null, if
 	add([]byte{0x20}, l, []byte{0x10}, testAppendULEB(nil, fill))              // call fill
+	if result {
+		add([]byte{0x1a}) // drop
+	}
 	add([]byte{0x0b, 0x0b})
 	return b
 }
@@ -1077,4 +1115,73 @@ func TestAddInterruptChecks_emptyMemorySection(t *testing.T) {
 	if err := compiles(context.Background(), plainRuntime(t, context.Background()), out); err != nil {
 		t.Fatalf("the rewritten module does not compile: %v", err)
 	}
+}
+
+// typedRefModule is a module of 30 types [] -> [], a memory and one
+// function, exported as spin, of the given local declarations and code.
+func typedRefModule(locals, code string) []byte {
+	types := "\x1e" + strings.Repeat("\x60\x00\x00", 30)
+	body := locals + code
+	b := wasmbin.AppendSection([]byte(header), 1, []byte(types))
+	b = wasmbin.AppendSection(b, 3, []byte("\x01\x00"))
+	b = wasmbin.AppendSection(b, 5, []byte("\x01\x00\x01"))
+	b = wasmbin.AppendSection(b, 7, []byte("\x01\x04spin\x00\x00"))
+	return wasmbin.AppendSection(b, 10, append(wasmbin.AppendU32([]byte{0x01}, uint32(len(body))), body...))
+}
+
+// TestCompile_typedReferenceRefused: wazero v1.12.0 validates a typed
+// select `1c 01 63 03` as a select, and compiles it as a select followed
+// by `loop`: a loop the rewrite would not see, with no check, which no
+// deadline could stop and which would hang the host at its next garbage
+// collection. Code with a reference type naming a type is refused, in a
+// select, a local or a block type. (The module is only compiled here:
+// running it would spin for ever.)
+func TestCompile_typedReferenceRefused(t *testing.T) {
+	ctx := context.Background()
+	e := plainEngine(t)
+	hidden := typedRefModule("\x01\x01\x63\x03",
+		"\x02\x40"+ // block
+			"\x20\x00\x20\x00\x41\x00\x1c\x01\x63\x03\x1a"+ // select (ref null 3): to wazevo, select; loop (type 26)
+			"\x0c\x00"+ // br 0
+			"\xd0\x6f\xd0\x6f\x41\x00\x1c\x01\x63\x0b\x1a"+ // select (ref null 11): to wazevo, the loop's end
+			"\x0b\x0b")
+	if err := compiles(ctx, plainRuntime(t, ctx), hidden); err != nil {
+		t.Logf("plain wazero no longer takes the module: %v", err)
+	}
+	for name, wasm := range map[string][]byte{
+		"typed select hiding a loop": hidden,
+		"local":                      typedRefModule("\x01\x01\x63\x00", "\x0b"),
+		"non-null local":             typedRefModule("\x01\x01\x64\x00", "\x0b"),
+		"block type":                 typedRefModule("\x00", "\x02\x63\x00\x00\x0b\x0b"),
+	} {
+		t.Run(name, func(t *testing.T) {
+			m, err := e.Compile(ctx, wasm)
+			if err == nil {
+				m.Close(ctx)
+				t.Fatal("compiled")
+			}
+			if name == "typed select hiding a loop" && !strings.Contains(err.Error(), "0x63/0x64") {
+				t.Errorf("error %q does not name the reference type", err)
+			}
+		})
+	}
+}
+
+// TestCompileModule_panicIsError: a module on which wazero's compiler
+// panics (a typed select whose type index it reads as a block type out
+// of range) fails its compilation instead of the host.
+func TestCompileModule_panicIsError(t *testing.T) {
+	ctx := context.Background()
+	b := wasmbin.AppendSection([]byte(header), 1, []byte("\x03\x60\x00\x01\x7f\x60\x01\x7f\x01\x7f\x60\x00\x00"))
+	b = wasmbin.AppendSection(b, 3, []byte("\x01\x01"))
+	b = wasmbin.AppendSection(b, 5, []byte("\x01\x00\x01"))
+	// if (local.get 0) { unreachable; i32.const 0; select (ref null 2); drop }; i32.const 0
+	// (to wazevo: ...; select; block (type 26), a type out of range)
+	body := "\x00\x20\x00\x04\x40\x00\x41\x00\x1c\x01\x63\x02\x1a\x0b\x41\x00\x0b"
+	wasm := wasmbin.AppendSection(b, 10, append(wasmbin.AppendU32([]byte{0x01}, uint32(len(body))), body...))
+	_, err := compileModule(ctx, plainRuntime(t, ctx), wasm)
+	if err == nil {
+		t.Fatal("wazero compiled the module: its compiler no longer misreads a typed select, and this test needs another panic")
+	}
+	t.Logf("compileModule: %v", err)
 }

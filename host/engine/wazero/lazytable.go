@@ -14,9 +14,9 @@ import (
 // one entry at a time, and each entry costs an evaluated constant
 // expression and an allocated function reference. A Go guest's table holds
 // every function of the program (the Go runtime resumes a goroutine's
-// frames through it): about 7,500 entries for a small block, three
+// frames through it): 2,462 entries for the hello example, three
 // quarters of a fresh wazero step (docs/benchmarks.md, seventh round).
-// A step calls through a few hundred of them at most.
+// A step calls through a few dozen of them.
 //
 // So when a module's table is one the guest can reach only through
 // call_indirect, the rewrite (addInterruptChecks, with lazyTable's plan):
@@ -26,13 +26,14 @@ import (
 //     its functions for ref.func;
 //   - appends a function, fill(i), which sets entry i to the function the
 //     segment put there (a br_table over the segment, then ref.func and
-//     table.set);
+//     table.set), of a type the module has already, [i32] -> [] or
+//     [i32] -> [i32] (a module with neither keeps its table);
 //   - puts a guard before every call_indirect and return_call_indirect:
 //     when the index lies in the segment and its entry is still null, it
 //     calls fill. The guard keeps the index in a local of its own, added
 //     to each function that has one (a call to a function doing the same
 //     cost 2 ns more an indirect call than the guard inline; the guard
-//     itself about 0.5 ns, docs/benchmarks.md, seventh round).
+//     itself about 0.7 ns, docs/benchmarks.md, seventh round).
 //
 // Every call_indirect then sees the entry the segment would have put
 // there, or, outside the segment, the null or the out-of-bounds index it
@@ -46,20 +47,28 @@ import (
 //
 // fill takes no interruption check: it neither loops nor calls, so it
 // ends in bounded time. The module's own code was written against its own
-// functions, so a function index naming fill would have been invalid
-// before the rewrite: the rewrite refuses such a module rather than make
-// it valid.
+// functions and locals, so a function index naming fill, or a local index
+// naming the guard's local, would have been invalid before the rewrite:
+// the rewrite refuses such a module rather than make it valid. (It adds
+// no type, so no type index changes meaning.)
 //
 // fill's code grows with the segment, and wazero compiles it at about
 // 60-100 µs an entry: a segment past maxLazyEntries is left as it came,
 // which bounds what a small module with a long segment can cost the
-// compiler. A Go block of 3.8 MB has about 2,500 entries.
+// compiler. A Go block of 3.8 MB has about 2,500 entries. wazero's
+// compiler also takes time growing with the square of a function's
+// branches, and each guard adds two: a function with more than
+// maxGuards indirect calls leaves the module's table as it came.
 type lazyTable struct {
-	funcs  uint32   // the module's functions, imported and its own
-	types  uint32   // the module's types
-	offset uint32   // where the segment starts in the table
-	elems  []uint32 // the segment's functions
-	elemAt int      // the element section's position in the module
+	funcs uint32 // the module's functions, imported and its own
+	// fillType is the module's own type fill takes, [i32] -> [] or, with
+	// fillResult, [i32] -> [i32]: adding a type of our own would make valid
+	// every invalid reference to the index it took.
+	fillType   uint32
+	fillResult bool
+	offset     uint32   // where the segment starts in the table
+	elems      []uint32 // the segment's functions
+	elemAt     int      // the element section's position in the module
 	// params is how many parameters each of the module's own functions
 	// takes: its first local past them is the guard's.
 	params []uint32
@@ -74,6 +83,12 @@ var errTableUsed = errors.New("the module's code uses its table otherwise than b
 // maxLazyEntries bounds the segment the rewrite fills lazily: fill has a
 // block and a br_table label for each entry.
 const maxLazyEntries = 1 << 15
+
+// maxGuards bounds the indirect calls of one function that the rewrite
+// guards: hello's largest function has 16. (wazero's compiler took 2.3 s
+// for one function of 10,000 ifs and 56 s for 40,000, on a loaded
+// machine; 1,000 guards add 2,000.)
+const maxGuards = 1000
 
 // planLazyTable returns the plan for m, or nil when its table is not one
 // the rewrite may fill lazily; importedFuncs and importedTables count the
@@ -90,14 +105,16 @@ func planLazyTable(m *wasmbin.Module, importedFuncs, importedTables uint32) (*la
 		return nil, nil
 	}
 	lt := &lazyTable{elemAt: ei}
-	// Each type's parameter count; a type of any other form than a
-	// function's (the GC proposal's) rules the rewrite out.
+	// Each type's parameter count, and fill's type; a type of any other
+	// form than a function's (the GC proposal's) rules the rewrite out.
 	tr := m.Sections[tyi].Reader()
 	params := make([]uint32, tr.Count())
+	found := false
 	for i := range params {
 		if tr.Byte() != 0x60 {
 			return nil, nil
 		}
+		start := tr.Pos()
 		params[i] = tr.Count()
 		for range params[i] {
 			tr.ValType()
@@ -105,6 +122,20 @@ func planLazyTable(m *wasmbin.Module, importedFuncs, importedTables uint32) (*la
 		for range tr.Count() {
 			tr.ValType()
 		}
+		if tr.Err() != nil {
+			return nil, nil
+		}
+		switch string(m.Sections[tyi].Content[start:tr.Pos()]) {
+		case "\x01\x7f\x00":
+			lt.fillType, lt.fillResult, found = uint32(i), false, true
+		case "\x01\x7f\x01\x7f":
+			if !found {
+				lt.fillType, lt.fillResult, found = uint32(i), true, true
+			}
+		}
+	}
+	if !found {
+		return nil, nil // a Go module always has [i32] -> [i32]
 	}
 	fr := m.Sections[fi].Reader()
 	lt.params = make([]uint32, fr.Count())
@@ -115,7 +146,6 @@ func planLazyTable(m *wasmbin.Module, importedFuncs, importedTables uint32) (*la
 			return nil, nil // wazero's to refuse
 		}
 	}
-	lt.types = uint32(len(params))
 	lt.funcs = importedFuncs + uint32(len(lt.params))
 	if fr.Err() != nil || tr.Err() != nil || lt.funcs < importedFuncs || lt.funcs >= 1<<31 {
 		return nil, nil
@@ -206,6 +236,7 @@ const (
 	opReturnCall         = 0x12
 	opReturnCallIndirect = 0x13
 	opLocalGet           = 0x20
+	opLocalSet           = 0x21
 	opLocalTee           = 0x22
 	opTableGet           = 0x25
 	opTableSet           = 0x26
@@ -218,11 +249,16 @@ const (
 // table.size, table.fill.
 var tableOps = map[byte]bool{12: true, 13: true, 14: true, 15: true, 16: true, 17: true}
 
-// checkInstr applies the plan's rules to the instruction in code[at:end]:
-// errTableUsed for one that rules the lazy table out, an error for a
-// function index out of range.
-func (lt *lazyTable) checkInstr(code []byte, at, end int) error {
+// checkInstr applies the plan's rules to the instruction in code[at:end]
+// of a body whose locals, parameters included, number locals: errTableUsed
+// for one that rules the lazy table out, an error for a function or local
+// index out of range (the guard's local is the first past them).
+func (lt *lazyTable) checkInstr(code []byte, at, end int, locals uint64) error {
 	switch op := code[at]; op {
+	case opLocalGet, opLocalSet, opLocalTee:
+		if l := wasmbin.NewReader(code[at+1 : end]).U32(); uint64(l) >= locals {
+			return fmt.Errorf("%w: local index %d out of range", errMalformed, l)
+		}
 	case opTableGet, opTableSet, opGCPrefix:
 		return errTableUsed
 	case opMiscPrefix:
@@ -244,7 +280,7 @@ func (lt *lazyTable) checkInstr(code []byte, at, end int) error {
 //	local.get s  i32.const offset  i32.sub  i32.const len  i32.lt_u
 //	if
 //	  local.get s  table.get 0  ref.is_null
-//	  if  local.get s  call $fill  end
+//	  if  local.get s  call $fill  (drop)  end
 //	end
 func (lt *lazyTable) guard(s uint32) []byte {
 	get := func(b []byte) []byte { return wasmbin.AppendU32(append(b, opLocalGet), s) }
@@ -258,6 +294,9 @@ func (lt *lazyTable) guard(s uint32) []byte {
 	b = append(b, opTableGet, 0x00, 0xd1, 0x04, 0x40) // table.get 0, ref.is_null, if
 	b = get(b)
 	b = wasmbin.AppendU32(append(b, opCall), lt.fill())
+	if lt.fillResult {
+		b = append(b, 0x1a) // drop
+	}
 	return append(b, opEnd, opEnd)
 }
 
@@ -292,19 +331,19 @@ func (lt *lazyTable) fillBody() []byte {
 	for _, f := range lt.elems {
 		b = append(b, opEnd, opLocalGet, 0x00, opRefFunc)
 		b = wasmbin.AppendU32(b, f)
-		b = append(b, opTableSet, 0x00, 0x0f) // table.set 0, return
+		b = append(b, opTableSet, 0x00) // table.set 0
+		if lt.fillResult {
+			b = append(b, opI32Const, 0x00) // a result nobody reads
+		}
+		b = append(b, 0x0f) // return
 	}
 	return append(b, opEnd)
 }
 
-// apply rewrites m's type, function and element sections for the plan;
-// the code section is rewriteCode's.
+// apply rewrites m's function and element sections for the plan; the
+// code section is rewriteCode's.
 func (lt *lazyTable) apply(m *wasmbin.Module) error {
-	// fill: [i32] -> [].
-	if err := m.AppendEntries(wasmbin.SectionType, 1, []byte{0x60, 0x01, 0x7f, 0x00}); err != nil {
-		return err
-	}
-	if err := m.AppendEntries(wasmbin.SectionFunction, 1, wasmbin.AppendU32(nil, lt.types)); err != nil {
+	if err := m.AppendEntries(wasmbin.SectionFunction, 1, wasmbin.AppendU32(nil, lt.fillType)); err != nil {
 		return err
 	}
 	// One declarative segment (flags 3, elemkind funcref) of the same

@@ -244,10 +244,10 @@ func or(s, def string) string {
 	return s
 }
 
-// TestLazyTable_refused: a module naming, anywhere, the index the rewrite
-// gives fill was invalid as it came; the rewrite refuses it rather than
-// make it valid. Each case is also checked with index 0, which is valid
-// and is rewritten.
+// TestLazyTable_refused: a module naming, anywhere, the function index the
+// rewrite gives fill, or the local index it gives the guard, was invalid
+// as it came; the rewrite refuses it rather than make it valid. Each case
+// is also checked with index 0, which is valid and is rewritten.
 func TestLazyTable_refused(t *testing.T) {
 	ctx := context.Background()
 	rt := plainRuntime(t, ctx)
@@ -291,6 +291,11 @@ func TestLazyTable_refused(t *testing.T) {
 		{"global initialiser", func(idx string) map[byte]string {
 			return map[byte]string{6: "\x01\x70\x00\xd2" + idx + "\x0b"}
 		}},
+		// Here index 1 is the guard's local: the function has one
+		// parameter and no locals.
+		{"local", func(idx string) map[byte]string {
+			return map[byte]string{10: "\x01\x04\x00\x20" + idx + "\x0b"}
+		}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			valid := module(c.parts("\x00"))
@@ -310,6 +315,51 @@ func TestLazyTable_refused(t *testing.T) {
 			}
 			if _, err := addInterruptChecks(invalid); !errors.Is(err, errMalformed) {
 				t.Errorf("with function 1: addInterruptChecks = %v, want it refused as malformed", err)
+			}
+		})
+	}
+}
+
+// TestLazyTable_staysInvalid: a module that names a type past its own, or
+// writes its segment's offset in more bits than 32, was invalid as it
+// came and stays so: the rewrite adds no type (fill takes one the module
+// has), and reads the offset as wazero does.
+func TestLazyTable_staysInvalid(t *testing.T) {
+	ctx := context.Background()
+	rt := plainRuntime(t, ctx)
+	module := func(elem, code string) []byte {
+		b := wasmbin.AppendSection([]byte(header), 1, []byte("\x01\x60\x01\x7f\x01\x7f")) // [i32] -> [i32]
+		b = wasmbin.AppendSection(b, 3, []byte("\x01\x00"))
+		b = wasmbin.AppendSection(b, 4, []byte("\x01\x70\x00\x08"))
+		b = wasmbin.AppendSection(b, 9, []byte(elem))
+		return wasmbin.AppendSection(b, 10, append(wasmbin.AppendU32([]byte{0x01}, uint32(len(code))), code...))
+	}
+	const (
+		elem = "\x01\x00\x41\x00\x0b\x01\x00"
+		// local.get 0, local.get 0, call_indirect (type 0), end
+		call = "\x00\x20\x00\x20\x00\x11\x00\x00\x0b"
+	)
+	valid := module(elem, call)
+	if out, err := addInterruptChecks(valid); err != nil || !lazyApplied(t, out) || compiles(ctx, rt, out) != nil {
+		t.Fatalf("the valid module: %v, lazy table %v, %v", err, err == nil && lazyApplied(t, out), compiles(ctx, rt, out))
+	}
+	for name, wasm := range map[string][]byte{
+		// local.get 0; block (type 1) drop end; local.get 0: type 1 is
+		// [i32] -> [], had the rewrite added one
+		"block of the next type": module(elem, "\x00\x20\x00\x02\x01\x1a\x0b\x20\x00\x0b"),
+		// offset 5 + 2^32, in five bytes
+		"offset past 32 bits": module("\x01\x00\x41\x85\x80\x80\x80\x10\x0b\x01\x00", call),
+	} {
+		t.Run(name, func(t *testing.T) {
+			if compiles(ctx, rt, wasm) == nil {
+				t.Fatal("wazero takes the module as it came")
+			}
+			out, err := addInterruptChecks(wasm)
+			if err != nil {
+				return // refused
+			}
+			if err := compiles(ctx, rt, out); err == nil {
+				t.Errorf("the rewrite made the module valid (lazy table %v)", lazyApplied(t, out))
 			}
 		})
 	}

@@ -283,7 +283,7 @@ func (e *Engine) Compile(ctx context.Context, wasm []byte) (_ engine.Module, err
 	if e.disk != nil {
 		cm, rt, err = e.compileCached(ctx, wasm, src)
 	} else {
-		cm, err = rt.CompileModule(ctx, src)
+		cm, err = compileModule(ctx, rt, src)
 	}
 	if err != nil {
 		return nil, err
@@ -403,6 +403,19 @@ func (m *module) Close(ctx context.Context) error {
 		return fmt.Errorf("wazero: close: %d runs in flight: %w", m.runs.InFlight(), err)
 	}
 	return nil
+}
+
+// compileModule is rt.CompileModule with a panic in wazero's compiler
+// made an error: a module wazero's validator takes and its compiler
+// cannot (wazero v1.12.0 misreads some instructions, instrument.go) must
+// fail its compilation, not the host.
+func compileModule(ctx context.Context, rt wazero.Runtime, src []byte) (cm wazero.CompiledModule, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			cm, err = nil, fmt.Errorf("wazero could not compile the module: %v", r)
+		}
+	}()
+	return rt.CompileModule(ctx, src)
 }
 
 // validate compiles wasm as it is, without the disk cache, and reports

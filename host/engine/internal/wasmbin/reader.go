@@ -86,8 +86,11 @@ func (r *Reader) uleb(maxBytes int) uint64 {
 	return 0
 }
 
-// sleb reads a signed LEB128 of at most maxBytes bytes.
-func (r *Reader) sleb(maxBytes int) int64 {
+// sleb reads a signed LEB128 of at most maxBytes bytes. When it takes all
+// maxBytes, the bits of the last byte past the integer's width must be its
+// sign, as wazero requires (mask: those bits, below the last byte's own
+// sign bit, as wazero checks them); otherwise it is an error.
+func (r *Reader) sleb(maxBytes int, mask byte) int64 {
 	var v int64
 	for i := range maxBytes {
 		b := r.Byte()
@@ -98,6 +101,17 @@ func (r *Reader) sleb(maxBytes int) int64 {
 		if b&0x80 == 0 {
 			if shift := 7 * (i + 1); shift < 64 && b&0x40 != 0 {
 				v |= -1 << shift
+			}
+			if i == maxBytes-1 {
+				negative := v < 0
+				if maxBytes == 5 {
+					negative = int32(v) < 0
+				}
+				if (negative && b&mask != mask) || (!negative && b&mask != 0) {
+					r.pos--
+					r.Fail("signed integer too large")
+					return 0
+				}
 			}
 			return v
 		}
@@ -120,10 +134,10 @@ func (r *Reader) U32() uint32 {
 func (r *Reader) U64() uint64 { return r.uleb(10) }
 
 // S32 reads a signed LEB128 of at most five bytes (s32).
-func (r *Reader) S32() int32 { return int32(r.sleb(5)) }
+func (r *Reader) S32() int32 { return int32(r.sleb(5, 0x30)) }
 
 // S64 reads a signed LEB128 of at most ten bytes (s64).
-func (r *Reader) S64() int64 { return r.sleb(10) }
+func (r *Reader) S64() int64 { return r.sleb(10, 0x3e) }
 
 // Count reads the length of a vector whose every element takes at least
 // one byte, so that a corrupt length cannot make a loop run longer, or a

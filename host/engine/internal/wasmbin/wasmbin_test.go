@@ -27,6 +27,16 @@ func TestLEB_roundTrip(t *testing.T) {
 			}
 		}
 	}
+	// Five- and ten-byte encodings whose last byte is the sign, as wazero
+	// takes them: -1 and MaxInt32 in five bytes, -1 in ten.
+	for in, want := range map[string]int64{"\xff\xff\xff\xff\x7f": -1, "\xff\xff\xff\xff\x07": math.MaxInt32} {
+		if got := NewReader([]byte(in)).S32(); int64(got) != want {
+			t.Errorf("S32 of % x: %d, want %d", in, got, want)
+		}
+	}
+	if got := NewReader([]byte("\xff\xff\xff\xff\xff\xff\xff\xff\xff\x7f")).S64(); got != -1 {
+		t.Errorf("S64 of ten bytes of -1: %d", got)
+	}
 	for _, v := range []int64{0, 1, -1, 63, 64, -64, -65, math.MaxInt32, math.MinInt32, math.MaxInt64, math.MinInt64} {
 		r := NewReader(AppendS64(nil, v))
 		if got := r.S64(); got != v || r.Err() != nil || !r.Done() {
@@ -50,6 +60,12 @@ func TestReader_malformed(t *testing.T) {
 		{"u32 of six bytes", "\x80\x80\x80\x80\x80\x00", func(r *Reader) { r.U32() }},
 		{"u32 over 32 bits", "\xff\xff\xff\xff\x1f", func(r *Reader) { r.U32() }},
 		{"u32 cut short", "\x80", func(r *Reader) { r.U32() }},
+		// wazero refuses a last byte whose bits past the width are not
+		// the sign: 5 + 2^32, and 2^31 written with bit 32 clear.
+		{"s32 over 32 bits", "\x85\x80\x80\x80\x10", func(r *Reader) { r.S32() }},
+		{"s32 sign bits disagree", "\xff\xff\xff\xff\x0f", func(r *Reader) { r.S32() }},
+		{"s64 over 64 bits", "\x80\x80\x80\x80\x80\x80\x80\x80\x80\x02", func(r *Reader) { r.S64() }},
+		{"s64 sign bits disagree", "\xff\xff\xff\xff\xff\xff\xff\xff\xff\x01", func(r *Reader) { r.S64() }},
 		{"u64 of eleven bytes", "\x80\x80\x80\x80\x80\x80\x80\x80\x80\x80\x00", func(r *Reader) { r.U64() }},
 		{"count past the end", "\x03\x00\x00", func(r *Reader) { r.Count() }},
 		{"name past the end", "\x05abc", func(r *Reader) { r.Name() }},

@@ -2,6 +2,7 @@
 ;; entry filled in one instance must call that instance's $inc.
 (module
   (type $v (func (result i32)))
+  (type $fill (func (param i32)))
   (global $n (mut i32) (i32.const 0))
   (table 1 funcref)
   (elem (i32.const 0) $inc)
