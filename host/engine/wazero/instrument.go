@@ -294,7 +294,8 @@ func checkLocalTypes(decl []byte) error {
 
 // checkTypedRef refuses the instruction in code[at:end] if it is a typed
 // select or a block, loop, if, try or try_table whose type is a
-// reference type naming a type.
+// reference type naming a type, in whatever encoding wazero decodes as
+// one (a block type is an s33: e3 7f is 0x63 too).
 func checkTypedRef(code []byte, at, end int) error {
 	switch code[at] {
 	case 0x1c: // select t*
@@ -305,7 +306,7 @@ func checkTypedRef(code []byte, at, end int) error {
 			}
 		}
 	case 0x02, 0x03, 0x04, 0x06, 0x1f:
-		if b := code[at+1]; b == refNullType || b == refType {
+		if wasmbin.NewReader(code[at+1 : end]).BlockType() {
 			return errTypedRef
 		}
 	}

@@ -1153,6 +1153,11 @@ func TestCompile_typedReferenceRefused(t *testing.T) {
 		"local":                      typedRefModule("\x01\x01\x63\x00", "\x0b"),
 		"non-null local":             typedRefModule("\x01\x01\x64\x00", "\x0b"),
 		"block type":                 typedRefModule("\x00", "\x02\x63\x00\x00\x0b\x0b"),
+		// 0x63 as the s33 e3 7f, which wazero decodes as 0x63 and then
+		// reads a heap type, 0c, and a loop: block (result (ref null 12))
+		// loop br 0 end unreachable end drop. Read as a type index, the
+		// block type would leave `0c 03` to be a br, the loop unseen.
+		"block type in two bytes": typedRefModule("\x00", "\x02\xe3\x7f\x0c\x03\x40\x0c\x00\x0b\x00\x0b\x1a\x0b"),
 	} {
 		t.Run(name, func(t *testing.T) {
 			m, err := e.Compile(ctx, wasm)

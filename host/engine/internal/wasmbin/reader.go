@@ -192,23 +192,27 @@ func (r *Reader) HeapType() {
 	r.uleb(5)
 }
 
-// BlockType reads a block type: empty, a value type or a type index.
-func (r *Reader) BlockType() {
+// BlockType reads a block type, an s33: negative for the empty type or a
+// value type, else a type index. It reports whether the type is a
+// reference naming a heap type, -29 or -28 (0x63 or 0x64 in one byte, but
+// in any encoding as wazero reads it), after which a heap type follows.
+func (r *Reader) BlockType() (ref bool) {
+	start := r.pos
+	raw := r.uleb(5)
 	if r.err != nil {
-		return
+		return false
 	}
-	if r.pos >= len(r.b) {
-		r.Fail("unexpected end")
-		return
+	bits := min(7*(r.pos-start), 33)
+	raw &= 1<<bits - 1
+	v := int64(raw)
+	if raw&(1<<(bits-1)) != 0 {
+		v -= 1 << bits
 	}
-	switch b := r.b[r.pos]; {
-	case b == 0x63 || b == 0x64:
-		r.ValType()
-	case b&0xc0 == 0x40: // empty (0x40) or a one-byte value type
-		r.pos++
-	default:
-		r.uleb(5) // a type index, a non-negative s33
+	if v == -29 || v == -28 {
+		r.HeapType()
+		return true
 	}
+	return false
 }
 
 // Limits are the limits of a memory or table type.

@@ -379,3 +379,29 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+// TestReader_blockType: a block type is an s33, as wazero decodes it
+// whatever its length; -29 and -28 (0x63, 0x64) are followed by a heap
+// type, in every encoding.
+func TestReader_blockType(t *testing.T) {
+	for _, c := range []struct {
+		in    string
+		n     int
+		isRef bool
+	}{
+		{"\x40", 1, false},
+		{"\x7f", 1, false},
+		{"\xc0\x7f", 2, false}, // -64, empty, in two bytes
+		{"\x05", 1, false},
+		{"\x85\x00", 2, false},
+		{"\x63\x00", 2, true},
+		{"\x64\x70", 2, true},
+		{"\xe3\x7f\x0c", 3, true},
+		{"\xe4\xff\xff\xff\x7f\x0c", 6, true},
+	} {
+		r := NewReader([]byte(c.in + "\x0b"))
+		if ref := r.BlockType(); ref != c.isRef || r.Pos() != c.n || r.Err() != nil {
+			t.Errorf("BlockType of % x: ref %v, %d bytes, %v; want ref %v, %d bytes", c.in, ref, r.Pos(), r.Err(), c.isRef, c.n)
+		}
+	}
+}
