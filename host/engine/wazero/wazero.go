@@ -408,7 +408,10 @@ func (m *module) Close(ctx context.Context) error {
 // compileModule is rt.CompileModule with a panic in wazero's compiler
 // made an error: a module wazero's validator takes and its compiler
 // cannot (wazero v1.12.0 misreads some instructions, instrument.go) must
-// fail its compilation, not the host.
+// fail its compilation, not the host. The recover reaches the panic because the
+// engine never asks wazero for compilation workers
+// (experimental.WithCompilationWorkers): wazero compiles on the caller's
+// goroutine.
 func compileModule(ctx context.Context, rt wazero.Runtime, src []byte) (cm wazero.CompiledModule, err error) {
 	defer func() {
 		if r := recover(); r != nil {
