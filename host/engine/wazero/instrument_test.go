@@ -945,6 +945,18 @@ func FuzzAddInterruptChecks(f *testing.F) {
 	for _, m := range watCorpus(f) {
 		f.Add(m.wasm)
 	}
+	// A module with a table the rewrite fills lazily, whose one function
+	// calls indirectly naming local 1 (the guard's, past its one
+	// parameter), or names type 1 (past its one type): invalid, and to
+	// stay so.
+	for _, code := range []string{"\x00\x20\x01\x20\x00\x11\x00\x00\x0b", "\x00\x20\x00\x02\x01\x1a\x0b\x20\x00\x0b"} {
+		b := wasmbin.AppendSection([]byte(header), 1, []byte("\x01\x60\x01\x7f\x01\x7f"))
+		b = wasmbin.AppendSection(b, 3, []byte("\x01\x00"))
+		b = wasmbin.AppendSection(b, 4, []byte("\x01\x70\x00\x01"))
+		b = wasmbin.AppendSection(b, 5, []byte("\x01\x00\x01"))
+		b = wasmbin.AppendSection(b, 9, []byte("\x01\x00\x41\x00\x0b\x01\x00"))
+		f.Add(wasmbin.AppendSection(b, 10, append(wasmbin.AppendU32([]byte{0x01}, uint32(len(code))), code...)))
+	}
 	f.Add([]byte(header + "\x0a\x05\xff\xff\xff\xff\x0f"))
 	validate, err := exec.LookPath("wasm-validate")
 	if err != nil {
@@ -962,6 +974,19 @@ func FuzzAddInterruptChecks(f *testing.F) {
 		}
 		if err != nil {
 			checkSameSlice(t, in, out)
+		}
+		// The other way: what wazero refuses, the rewrite must not make
+		// valid (a type, a local, a function or a global it adds must not
+		// give meaning to an index that had none). A module given the
+		// empty memory is the exception the engine covers by compiling it
+		// as it came too (TestCompile_noMemoryStaysInvalid).
+		if err == nil && fewLocals(wasm) && !bytes.Contains(out, []byte(memoryExport)) {
+			if cm, cerr := compileModule(ctx, rt, wasm); cerr == nil {
+				cm.Close(ctx)
+			} else if cm, rerr := compileModule(ctx, rt, out); rerr == nil {
+				cm.Close(ctx)
+				t.Fatalf("wazero refuses the module (%v) but compiles its rewritten form", cerr)
+			}
 		}
 		if !compilable(t, ctx, rt, validate, wasm) {
 			return
