@@ -137,9 +137,9 @@ func addInterruptChecks(wasm []byte) ([]byte, error) {
 			return wasm, err
 		}
 	}
+	var exports []wasmbin.Export
 	if i := m.Index(wasmbin.SectionExport); i >= 0 {
-		exports, err := wasmbin.ReadVec(m.Sections[i], (*wasmbin.Reader).Export)
-		if err != nil {
+		if exports, err = wasmbin.ReadVec(m.Sections[i], (*wasmbin.Reader).Export); err != nil {
 			return wasm, err
 		}
 		for _, e := range exports {
@@ -151,7 +151,7 @@ func addInterruptChecks(wasm []byte) ([]byte, error) {
 			}
 		}
 	}
-	lazy, err := planLazyTable(m, funcs, tables)
+	lazy, err := planLazyTable(m, funcs, tables, exports)
 	if err != nil {
 		return wasm, err
 	}

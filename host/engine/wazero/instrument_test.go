@@ -336,28 +336,9 @@ func testFuncCount(t testing.TB, secs []testSection) uint64 {
 	for _, s := range secs {
 		switch s.id {
 		case 2:
-			count, p := testULEB(s.content)
-			for range count {
-				for range 2 {
-					l, m := testULEB(s.content[p:])
-					p += m + int(l)
-				}
-				kind := s.content[p]
-				p++
-				switch kind {
-				case 0x00:
-					_, m := testULEB(s.content[p:])
-					p += m
+			for _, kind := range testImportKinds(t, s.content) {
+				if kind == 0x00 {
 					n++
-				case 0x01:
-					p++
-					p += testLimitsLen(s.content[p:])
-				case 0x02:
-					p += testLimitsLen(s.content[p:])
-				case 0x03:
-					p += 2
-				default:
-					t.Fatalf("import kind 0x%x", kind)
 				}
 			}
 		case 3:
@@ -549,34 +530,48 @@ func testGlobalsAndMemory(t testing.TB, secs []testSection) (globals uint64, mem
 			c, _ := testULEB(s.content)
 			globals += c
 		case 2:
-			count, p := testULEB(s.content)
-			for range count {
-				for range 2 { // module and name
-					l, m := testULEB(s.content[p:])
-					p += m + int(l)
-				}
-				kind := s.content[p]
-				p++
+			for _, kind := range testImportKinds(t, s.content) {
 				switch kind {
-				case 0x00: // type index
-					_, m := testULEB(s.content[p:])
-					p += m
-				case 0x01: // table: reftype, limits
-					p++
-					p += testLimitsLen(s.content[p:])
-				case 0x02: // memory: limits
-					p += testLimitsLen(s.content[p:])
+				case 0x02:
 					memory = true
-				case 0x03: // global: valtype, mutability
-					p += 2
+				case 0x03:
 					globals++
-				default:
-					t.Fatalf("import kind 0x%x", kind)
 				}
 			}
 		}
 	}
 	return globals, memory
+}
+
+// testImportKinds returns the kind of each import of an import section.
+func testImportKinds(t testing.TB, content []byte) []byte {
+	t.Helper()
+	count, p := testULEB(content)
+	var kinds []byte
+	for range count {
+		for range 2 { // module and name
+			l, m := testULEB(content[p:])
+			p += m + int(l)
+		}
+		kind := content[p]
+		p++
+		switch kind {
+		case 0x00: // type index
+			_, m := testULEB(content[p:])
+			p += m
+		case 0x01: // table: reftype, limits
+			p++
+			p += testLimitsLen(content[p:])
+		case 0x02: // memory: limits
+			p += testLimitsLen(content[p:])
+		case 0x03: // global: valtype, mutability
+			p += 2
+		default:
+			t.Fatalf("import kind 0x%x", kind)
+		}
+		kinds = append(kinds, kind)
+	}
+	return kinds
 }
 
 func testLimitsLen(b []byte) int {

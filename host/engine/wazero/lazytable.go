@@ -92,9 +92,10 @@ const maxGuards = 1000
 
 // planLazyTable returns the plan for m, or nil when its table is not one
 // the rewrite may fill lazily; importedFuncs and importedTables count the
-// module's imports of each. An error reports a function index out of
+// module's imports of each, and exports are its exports (addInterruptChecks
+// has read both already). An error reports a function index out of
 // range where the module names one: the module was invalid.
-func planLazyTable(m *wasmbin.Module, importedFuncs, importedTables uint32) (*lazyTable, error) {
+func planLazyTable(m *wasmbin.Module, importedFuncs, importedTables uint32, exports []wasmbin.Export) (*lazyTable, error) {
 	ti, ei, fi, tyi := m.Index(wasmbin.SectionTable), m.Index(wasmbin.SectionElement),
 		m.Index(wasmbin.SectionFunction), m.Index(wasmbin.SectionType)
 	if importedTables > 0 || ti < 0 || ei < 0 || fi < 0 || tyi < 0 {
@@ -178,18 +179,12 @@ func planLazyTable(m *wasmbin.Module, importedFuncs, importedTables uint32) (*la
 		}
 	}
 	// Function indices named elsewhere than in code.
-	if i := m.Index(wasmbin.SectionExport); i >= 0 {
-		exports, err := wasmbin.ReadVec(m.Sections[i], (*wasmbin.Reader).Export)
-		if err != nil {
-			return nil, err
-		}
-		for _, e := range exports {
-			switch {
-			case e.Kind == wasmbin.KindTable:
-				return nil, nil
-			case e.Kind == wasmbin.KindFunc && e.Index >= lt.funcs:
-				return nil, fmt.Errorf("%w: export %q: function index %d out of range", errMalformed, e.Name, e.Index)
-			}
+	for _, e := range exports {
+		switch {
+		case e.Kind == wasmbin.KindTable:
+			return nil, nil
+		case e.Kind == wasmbin.KindFunc && e.Index >= lt.funcs:
+			return nil, fmt.Errorf("%w: export %q: function index %d out of range", errMalformed, e.Name, e.Index)
 		}
 	}
 	if i := m.Index(wasmbin.SectionStart); i >= 0 {
