@@ -296,7 +296,19 @@ func (r *Runtime) prefetchSnapshot(ctx context.Context, name, digest string, sum
 	p := &snapPrefetch{done: make(chan struct{})}
 	go func() {
 		defer close(p.done)
-		rewritten, ok := r.snapCache.Load(sum, name)
+		var rewritten []byte
+		var ok bool
+		if _, borrows := r.eng.(engine.Borrower); borrows {
+			// The engine keeps nothing of the module: it is read into
+			// memory of its own, freed once compiled.
+			var release func()
+			if rewritten, release, ok = r.snapCache.LoadBorrowed(sum, name); ok {
+				snapPrefetchesBorrowed.Add(1)
+				defer release()
+			}
+		} else {
+			rewritten, ok = r.snapCache.Load(sum, name)
+		}
 		if !ok {
 			return
 		}
@@ -323,8 +335,9 @@ func (p *snapPrefetch) take() (mod engine.Module, ok bool, err error) {
 }
 
 // snapPrefetchesCompiled and snapPrefetchesTaken count snapshot modules
-// prefetched and those handed to a block, for this package's tests.
-var snapPrefetchesCompiled, snapPrefetchesTaken atomic.Int64
+// prefetched and those handed to a block, and snapPrefetchesBorrowed those
+// read into memory freed once compiled, for this package's tests.
+var snapPrefetchesCompiled, snapPrefetchesTaken, snapPrefetchesBorrowed atomic.Int64
 
 // discard waits for the prefetch and closes its module unless take
 // handed it on.

@@ -47,12 +47,18 @@ func TestSnapshot_prefetched(t *testing.T) {
 				return rt
 			}
 			want := load(open()) // takes the snapshot and stores it
-			compiled, taken := snapPrefetchesCompiled.Load(), snapPrefetchesTaken.Load()
+			compiled, taken, borrowed := snapPrefetchesCompiled.Load(), snapPrefetchesTaken.Load(), snapPrefetchesBorrowed.Load()
 			compiles := lazyCompiles.Load()
 			rt := open()
 			b := load(rt)
 			if c, tk := snapPrefetchesCompiled.Load()-compiled, snapPrefetchesTaken.Load()-taken; c != 1 || tk != 1 {
 				t.Fatalf("a runtime loading a block whose snapshot is on disk prefetched %d modules and used %d, want 1 and 1", c, tk)
+			}
+			// An engine that keeps nothing of a module it compiles gets the
+			// snapshot's module in memory freed once compiled.
+			_, borrows := rt.eng.(engine.Borrower)
+			if n := snapPrefetchesBorrowed.Load() - borrowed; n != 0 && !borrows || n != 1 && borrows {
+				t.Errorf("%d modules prefetched into borrowed memory (the engine borrows: %v)", n, borrows)
 			}
 			again := load(rt)
 			if c := snapPrefetchesCompiled.Load() - compiled; c != 1 {

@@ -139,6 +139,18 @@ type Engine interface {
 	Close(ctx context.Context) error
 }
 
+// A Borrower is an Engine whose Compile keeps nothing of wasm once it
+// returns: not the slice, nor any part of it. The caller may then read a
+// module it drops after compiling (a snapshot's cache entry) into memory
+// of its own and free it as soon as Compile returns. An engine that may
+// keep a part of wasm (a data segment it serves its memories from) does
+// not implement it.
+type Borrower interface {
+	Engine
+	// BorrowsModules is a marker; it does nothing.
+	BorrowsModules()
+}
+
 // Module is a compiled module.
 type Module interface {
 	Imports() []Import

@@ -16,7 +16,7 @@ import (
 )
 
 // ReadFile reads the file name whole, as os.ReadFile does, into memory
-// from Bytes.
+// from Kept: it is for files the program keeps, such as modules.
 func ReadFile(name string) ([]byte, error) {
 	f, err := os.Open(name)
 	if err != nil {
@@ -30,7 +30,7 @@ func ReadFile(name string) ([]byte, error) {
 	if !info.Mode().IsRegular() || info.Size() > int64(int(^uint(0)>>1)) {
 		return io.ReadAll(f)
 	}
-	b := Bytes(int(info.Size()))
+	b := Kept(int(info.Size()))
 	n, err := io.ReadFull(f, b)
 	if err != nil {
 		return nil, fmt.Errorf("reading %s: %w", name, err)

@@ -4,18 +4,19 @@ import (
 	"bytes"
 	"errors"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
 	"unsafe"
 )
 
-// TestBytes_hugePages: from hugeFrom bytes on, a slice starts on a huge
+// TestKept: from hugeFrom bytes on, a slice from Kept starts on a huge
 // page boundary, its bytes are zero, and, where the kernel offers huge
 // pages on request, the mapping holding it is eligible for them (the
 // advice was given: "THPeligible: 1" in /proc/self/smaps). Below
 // hugeFrom, it is an ordinary slice.
-func TestBytes_hugePages(t *testing.T) {
+func TestKept(t *testing.T) {
 	huge := hugePageSize()
 	if huge == 0 {
 		t.Skip("the kernel has no transparent huge pages")
@@ -24,7 +25,7 @@ func TestBytes_hugePages(t *testing.T) {
 	if err != nil {
 		t.Skipf("transparent huge pages: %v", err)
 	}
-	b := Bytes(hugeFrom + 12345)
+	b := Kept(hugeFrom + 12345)
 	if len(b) != hugeFrom+12345 || cap(b) != len(b) {
 		t.Fatalf("len %d cap %d, want both %d", len(b), cap(b), hugeFrom+12345)
 	}
@@ -42,8 +43,21 @@ func TestBytes_hugePages(t *testing.T) {
 	} else if !eligible {
 		t.Errorf("the mapping holding the slice at %#x is not eligible for huge pages (huge pages %q)", addr, strings.TrimSpace(s))
 	}
-	if small := Bytes(hugeFrom - 1); len(small) != hugeFrom-1 {
+	if small := Kept(hugeFrom - 1); len(small) != hugeFrom-1 {
 		t.Errorf("a slice of %d bytes has %d", hugeFrom-1, len(small))
+	}
+	// ReadFile reads into a slice from Kept.
+	path := filepath.Join(t.TempDir(), "module")
+	want := bytes.Repeat([]byte{7, 0, 1}, hugeFrom/3+2)
+	if err := os.WriteFile(path, want, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	got, err := ReadFile(path)
+	if err != nil || !bytes.Equal(got, want) {
+		t.Fatalf("ReadFile: %d bytes (equal %v), %v", len(got), bytes.Equal(got, want), err)
+	}
+	if addr := uintptr(unsafe.Pointer(&got[0])); addr%uintptr(huge) != 0 {
+		t.Errorf("ReadFile of %d bytes read into %#x, not a huge page", len(got), addr)
 	}
 }
 

@@ -93,22 +93,48 @@ func payload(argv0 string, module []byte) []byte {
 // Load returns the module rewritten from the module whose SHA-256 is sum,
 // initialised as argv0, if the cache holds one.
 func (c *Cache) Load(sum diskcache.Sum, argv0 string) ([]byte, bool) {
+	module, _, ok := c.load(sum, argv0, nil)
+	return module, ok
+}
+
+// LoadBorrowed is Load for a module that is dropped once compiled by an
+// engine.Borrower: the module is read into memory of its own, in huge
+// pages where the kernel offers them (diskcache.Buffer), which release
+// frees. Nothing may use the module after release is called, which the
+// caller must do once the engine's Compile has returned. Reading a Go
+// block's 4.4 MB entry took 16–21 ms into the Go heap and about 5 ms so
+// (RATIONALE.md, "Why are modules read into huge pages?").
+func (c *Cache) LoadBorrowed(sum diskcache.Sum, argv0 string) (module []byte, release func(), ok bool) {
+	release = func() {}
+	module, _, ok = c.load(sum, argv0, func(n int) []byte {
+		var b []byte
+		b, release = diskcache.Buffer(n)
+		return b
+	})
+	if !ok {
+		release()
+		return nil, func() {}, false
+	}
+	return module, release, true
+}
+
+func (c *Cache) load(sum diskcache.Sum, argv0 string, alloc func(n int) []byte) ([]byte, *diskcache.Cache, bool) {
 	if c == nil {
-		return nil, false
+		return nil, nil, false
 	}
 	d := c.entries(argv0)
-	p, ok := d.Load(sum, nil)
+	p, ok := d.Load(sum, alloc)
 	if !ok {
-		return nil, false
+		return nil, nil, false
 	}
 	// The key names argv0 already; the payload's own line is a second
 	// check, and lets a person tell the entries apart.
 	line, module, ok := bytes.Cut(p, []byte("\n"))
 	if name, err := strconv.Unquote(string(line)); !ok || err != nil || name != argv0 {
 		d.Reject(sum, errors.New("payload is for another initialisation"))
-		return nil, false
+		return nil, nil, false
 	}
-	return module, true
+	return module, d, true
 }
 
 // Reject refuses the entry Load returned for sum and argv0 because the

@@ -192,3 +192,41 @@ func TestDiskCache_notADirectory(t *testing.T) {
 		t.Fatal("the cache is on in a directory that cannot be made")
 	}
 }
+
+// TestCompile_borrowed: the engine keeps nothing of the bytes Compile is
+// given (engine.Borrower). The bytes are overwritten once Compile
+// returns, and the module still runs with its data segment intact:
+// compiled without a cache, compiled into the disk cache, and loaded from
+// it.
+func TestCompile_borrowed(t *testing.T) {
+	wasm := testwasm.WAT(t, filepath.Join("testdata", "residue.wat"))
+	dir := t.TempDir()
+	for _, c := range []struct {
+		name string
+		e    *Engine
+	}{
+		{"no cache", newTestEngine(t)},
+		{"cache miss", newCachedEngine(t, dir)},
+		{"cache hit", newCachedEngine(t, dir)},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			borrowed := bytes.Clone(wasm)
+			m, err := c.e.Compile(context.Background(), borrowed)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i := range borrowed {
+				borrowed[i] = 0xff
+			}
+			res, err := m.Run(context.Background(), engine.RunConfig{Entry: []string{"read"}})
+			if err != nil || len(res.Results) != 1 || res.Results[0] != 0 {
+				t.Fatalf("read after the bytes were overwritten: %+v, %v, want 0", res, err)
+			}
+			if c.name == "cache hit" {
+				if n := cacheCounts(c.e); n[0] != 1 {
+					t.Fatalf("cache hits, misses, rejections, write errors %v: the module was not loaded from the cache", n)
+				}
+			}
+		})
+	}
+}
