@@ -151,10 +151,11 @@ func (m *module) Run(ctx context.Context, cfg engine.RunConfig) (res engine.RunR
 	defer wasi.Close()
 	r := &run{ctx: wasip1.With(ctx, wasi), c: newCRun()}
 	store := wasmtime.NewStoreWithData(m.e.eng, r)
-	// The engine's closer deletes the store after Run returns, then frees
-	// the run state (the store's epoch callback points into it) and the
-	// slot (retire.go).
-	defer m.e.retire(retired{store: store, c: r.c, slot: slot})
+	// The store is deleted as Run returns, here or by the engine's closer,
+	// then the run state (the store's epoch callback points into it) and
+	// the slot are freed (retire.go). end, deferred below, has run by then:
+	// the run no longer counts as in flight.
+	defer func() { m.e.retire(retired{store: store, c: r.c, slot: slot}, ctx.Err() != nil) }()
 	setupStore(store, r.c)
 	store.Limiter(int64(limit), -1, -1, -1, -1)
 
