@@ -19,6 +19,16 @@ type CacheUse struct {
 	// blockhost let the engine's own cache make, unchecked; nothing uses
 	// their files any more.
 	Legacy string
+	// Also lists the engine's other caches of checked entries (the
+	// wazero engine's prepared modules).
+	Also []CacheDir
+}
+
+// CacheDir is one more cache of checked entries an engine keeps: Prefix
+// begins the name of its directories whatever their version or platform,
+// Dir is this build's, and Key the engine key its entries carry.
+type CacheDir struct {
+	Prefix, Dir, Key string
 }
 
 var (

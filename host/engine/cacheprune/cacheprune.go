@@ -84,6 +84,10 @@ func Prune(root string, cfg Config) (Report, error) {
 		if use.Legacy != "" {
 			layout.Legacy = append(layout.Legacy, use.Legacy)
 		}
+		for _, also := range use.Also {
+			layout.Owned = append(layout.Owned, also.Prefix)
+			layout.Keep = append(layout.Keep, diskcache.Keep{Dir: also.Dir, KeyPrefix: diskcache.Format + "; " + also.Key + "; module sha256:"})
+		}
 	}
 	removed, err := diskcache.Prune(root, layout, cfg.minAge, cfg.dryRun)
 	var r Report

@@ -49,6 +49,15 @@ func TestPrune(t *testing.T) {
 			t.Fatalf("engine %s wrote %d entries, want 1", name, len(entries))
 		}
 		inUse = append(inUse, entries[0])
+		// Another cache of the engine's (the wazero engine's prepared
+		// modules) holds an entry in use too.
+		for _, also := range uses[name].Also {
+			more, _ := filepath.Glob(filepath.Join(root, also.Dir, "*.entry"))
+			if len(more) != 1 {
+				t.Fatalf("engine %s wrote %d entries in %s, want 1", name, len(more), also.Dir)
+			}
+			inUse = append(inUse, more[0])
+		}
 	}
 	wz := uses["wazero"]
 	wzDir := filepath.Join(root, wz.Dir)
@@ -98,6 +107,7 @@ func TestPrune(t *testing.T) {
 		write(filepath.Join(wzDir, ".staging-left", "v", "x"), make([]byte, 500), 2*time.Hour),
 		write(filepath.Join(root, wz.Prefix+"v0.0.1-arch-os", "a.entry"), make([]byte, 300), 0),
 		write(filepath.Join(root, snapshot.CacheDirPrefix+"wazero-v0.0.1-arch-os", "b.entry"), make([]byte, 200), 0),
+		write(filepath.Join(root, wz.Also[0].Prefix+"v0.0.1-arch-os", "c.entry"), make([]byte, 100), 0),
 	}
 	// The staging directory's own time, which its file's did not set.
 	old := time.Now().Add(-2 * time.Hour)
@@ -131,7 +141,7 @@ func TestPrune(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(dry.Removed) != len(rep.Removed)-2 || dry.Bytes != rep.Bytes {
+	if len(dry.Removed) != len(rep.Removed)-3 || dry.Bytes != rep.Bytes {
 		// The dry run lists the other versions' directories' files, not
 		// the directories, which only become empty.
 		t.Errorf("dry run listed %d (%d bytes), the prune removed %d (%d bytes)", len(dry.Removed), dry.Bytes, len(rep.Removed), rep.Bytes)
@@ -158,7 +168,7 @@ func TestPrune(t *testing.T) {
 	if sumBytes != rep.Bytes || rep.Bytes < 2000 {
 		t.Errorf("report says %d bytes freed, its removals %d", rep.Bytes, sumBytes)
 	}
-	for _, dir := range []string{wz.Prefix + "v0.0.1-arch-os", snapshot.CacheDirPrefix + "wazero-v0.0.1-arch-os"} {
+	for _, dir := range []string{wz.Prefix + "v0.0.1-arch-os", snapshot.CacheDirPrefix + "wazero-v0.0.1-arch-os", wz.Also[0].Prefix + "v0.0.1-arch-os"} {
 		if !removed[filepath.Join(root, dir)] {
 			t.Errorf("the emptied directory %s is not reported", dir)
 		}

@@ -57,6 +57,9 @@ import (
 // module is compiled either way.
 type diskCache struct {
 	entries *diskcache.Cache
+	// prepared holds the modules as prepared for wazero (prepared.go), in
+	// a directory of its own beside entries', under the same engine key.
+	prepared *diskcache.Cache
 	// staging is the directory handed to wazero, removed by close; files
 	// is wazero's version-specific subdirectory of it, where its entries
 	// are.
@@ -87,12 +90,22 @@ func cacheDirName(version string) string {
 	return cacheDirPrefix + version + "-" + runtime.GOARCH + "-" + runtime.GOOS
 }
 
+// preparedDirPrefix begins the name of the directory of prepared modules
+// (prepared.go), of any version and platform.
+const preparedDirPrefix = "blockhost-prepared-wazero-"
+
+// preparedDirName is the name of that directory under the root.
+func preparedDirName(version string) string {
+	return preparedDirPrefix + version + "-" + runtime.GOARCH + "-" + runtime.GOOS
+}
+
 // cacheUse says where this build keeps its entries, for pruning.
 func cacheUse() engine.CacheUse {
 	v := moduleVersion()
 	// Before its entries were checked (RATIONALE.md), blockhost gave the
 	// cache directory to wazero itself, which made wazero-VERSION-ARCH-OS.
-	return engine.CacheUse{Prefix: cacheDirPrefix, Dir: cacheDirName(v), Key: cacheKey(v), Version: v, Legacy: "wazero-v"}
+	return engine.CacheUse{Prefix: cacheDirPrefix, Dir: cacheDirName(v), Key: cacheKey(v), Version: v, Legacy: "wazero-v",
+		Also: []engine.CacheDir{{Prefix: preparedDirPrefix, Dir: preparedDirName(v), Key: cacheKey(v)}}}
 }
 
 // openDiskCache prepares the cache under root. It returns nil, having
@@ -108,7 +121,8 @@ func openDiskCache(logger hclog.Logger, root, version string) *diskCache {
 		entries.Disable(err)
 		return nil
 	}
-	d := &diskCache{entries: entries, staging: staging}
+	d := &diskCache{entries: entries, staging: staging,
+		prepared: diskcache.Open(logger, filepath.Join(root, preparedDirName(version)), cacheKey(version))}
 	// Held for the engine's life, so that blockhost cache prune leaves
 	// the directory alone, however long it has not changed.
 	d.hold, err = diskcache.HoldDir(staging)
@@ -150,9 +164,10 @@ func (d *diskCache) close(ctx context.Context) error {
 	return err
 }
 
-// compileCached compiles src, the rewritten form of wasm, through the disk
-// cache, and returns the runtime the module belongs to.
-func (e *Engine) compileCached(ctx context.Context, wasm, src []byte) (wazero.CompiledModule, wazero.Runtime, error) {
+// compileCached compiles src, the prepared form of the module whose
+// SHA-256 is sum, through the disk cache, and returns the runtime the
+// module belongs to.
+func (e *Engine) compileCached(ctx context.Context, sum diskcache.Sum, src []byte) (wazero.CompiledModule, wazero.Runtime, error) {
 	d := e.disk
 	if !d.entries.On() {
 		return e.compilePlain(ctx, src)
@@ -160,7 +175,6 @@ func (e *Engine) compileCached(ctx context.Context, wasm, src []byte) (wazero.Co
 	d.mu.Lock()
 	defer d.mu.Unlock()
 
-	sum := sha256.Sum256(wasm)
 	var staged string
 	var stagedInfo os.FileInfo
 	if entry, ok := d.entries.Check(sum, nameLen+1); ok {

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/hashicorp/go-hclog"
 
@@ -29,7 +30,13 @@ func newCachedEngine(t *testing.T, dir string) (*Engine, *bytes.Buffer) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { e.Close(context.Background()) })
+	t.Cleanup(func() {
+		// Bounded, so that a run that was not interrupted fails its test
+		// rather than hanging the package's.
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		e.Close(ctx)
+	})
 	return e.(*Engine), &logs
 }
 

@@ -48,6 +48,7 @@ package wazero
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"reflect"
@@ -65,6 +66,7 @@ import (
 	"github.com/blockhost/blockhost/abi"
 	"github.com/blockhost/blockhost/host/engine"
 	"github.com/blockhost/blockhost/host/engine/internal/datamerge"
+	"github.com/blockhost/blockhost/host/engine/internal/diskcache"
 	"github.com/blockhost/blockhost/host/engine/internal/inflight"
 	"github.com/blockhost/blockhost/host/engine/wasip1"
 )
@@ -240,6 +242,17 @@ const mergeGap = 1024
 // mergeData is datamerge.Merge with wazero's gap.
 func mergeData(wasm []byte) ([]byte, error) { return datamerge.Merge(wasm, mergeGap) }
 
+// compilePrepared compiles src, prepared from the module whose SHA-256 is
+// sum, through the disk cache when there is one, and returns the runtime
+// the module belongs to.
+func (e *Engine) compilePrepared(ctx context.Context, sum diskcache.Sum, src []byte) (wazero.CompiledModule, wazero.Runtime, error) {
+	if e.disk != nil {
+		return e.compileCached(ctx, sum, src)
+	}
+	cm, err := compileModule(ctx, e.rt, src)
+	return cm, e.rt, err
+}
+
 // Compile implements engine.Engine.
 func (e *Engine) Compile(ctx context.Context, wasm []byte) (_ engine.Module, err error) {
 	if err := engine.CheckHeader(wasm); err != nil {
@@ -255,39 +268,30 @@ func (e *Engine) Compile(ctx context.Context, wasm []byte) (_ engine.Module, err
 			e.life.Leave()
 		}
 	}()
-	if err := precheck(wasm); err != nil {
-		return nil, err
-	}
-	src, err := addInterruptChecks(wasm)
-	if err != nil {
-		// What is wrong with a module is wazero's to say, in its own
-		// words, as for any module; one wazero would take but the rewrite
-		// cannot is refused too, since it could not be interrupted.
-		if cerr := e.validate(ctx, wasm); cerr != nil {
-			return nil, cerr
-		}
-		return nil, fmt.Errorf("wazero: cannot add interruption checks: %w", err)
-	}
-	if merged, err := mergeData(src); err == nil {
-		src = merged
-	}
-	var start bool
-	if moved, ok, err := exportStart(src); err == nil && ok {
-		src, start = moved, true
-	}
-	src, img := datamerge.SplitImage(src)
-	var (
-		cm wazero.CompiledModule
-		rt = e.rt
-	)
+	var sum diskcache.Sum
 	if e.disk != nil {
-		cm, rt, err = e.compileCached(ctx, wasm, src)
-	} else {
-		cm, err = compileModule(ctx, rt, src)
+		sum = sha256.Sum256(wasm)
+	}
+	p, release, cached, err := e.prepare(ctx, wasm, sum)
+	if err != nil {
+		return nil, err
+	}
+	cm, rt, err := e.compilePrepared(ctx, sum, p.src)
+	release()
+	if err != nil && cached {
+		// A prepared module from the cache that does not compile is the
+		// cache's fault, not the module's: it is refused, and the module
+		// prepared again.
+		e.disk.prepared.Reject(preparedSum(sum), fmt.Errorf("wazero could not compile it: %w", err))
+		if p, err = e.prepareFresh(ctx, wasm); err == nil {
+			cm, rt, err = e.compilePrepared(ctx, sum, p.src)
+			cached = false
+		}
 	}
 	if err != nil {
 		return nil, err
 	}
+	start, img := p.start, p.img
 	if _, added := cm.ExportedMemories()[memoryExport]; added {
 		// The rewrite gave the module a memory, which would make valid
 		// an invalid module's use of one: the module as it came must
@@ -296,6 +300,9 @@ func (e *Engine) Compile(ctx context.Context, wasm []byte) (_ engine.Module, err
 			cm.Close(ctx)
 			return nil, verr
 		}
+	}
+	if !cached {
+		e.storePrepared(sum, p)
 	}
 	m := &module{e: e, rt: rt, cm: cm, start: start, mem: newMemPool(img)}
 	m.runs.Init(m.free)
