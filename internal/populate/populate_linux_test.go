@@ -11,11 +11,11 @@ import (
 	"unsafe"
 )
 
-// TestKept: from hugeFrom bytes on, a slice from Kept starts on a huge
-// page boundary, its bytes are zero, and, where the kernel offers huge
-// pages on request, the mapping holding it is eligible for them (the
-// advice was given: "THPeligible: 1" in /proc/self/smaps). Below
-// hugeFrom, it is an ordinary slice.
+// TestKept: a slice from Kept whose huge pages are worth it starts on a
+// huge page boundary, its bytes are zero, and, where the kernel offers
+// huge pages on request, the mapping holding it is eligible for them (the
+// advice was given: "THPeligible: 1" in /proc/self/smaps). ReadFile reads
+// into such a slice.
 func TestKept(t *testing.T) {
 	huge := hugePageSize()
 	if huge == 0 {
@@ -25,30 +25,30 @@ func TestKept(t *testing.T) {
 	if err != nil {
 		t.Skipf("transparent huge pages: %v", err)
 	}
-	b := Kept(hugeFrom + 12345)
-	if len(b) != hugeFrom+12345 || cap(b) != len(b) {
-		t.Fatalf("len %d cap %d, want both %d", len(b), cap(b), hugeFrom+12345)
+	if !thpOnRequest(string(mode)) {
+		t.Skipf("huge pages are %q here", strings.TrimSpace(string(mode)))
 	}
-	if !bytes.Equal(b, make([]byte, len(b))) {
-		t.Fatal("a new slice holds bytes other than zero")
-	}
-	addr := uintptr(unsafe.Pointer(&b[0]))
-	if addr%uintptr(huge) != 0 {
-		t.Errorf("a slice of %d bytes starts at %#x, not on a %d-byte huge page", len(b), addr, huge)
-	}
-	if s := string(mode); !strings.Contains(s, "[madvise]") && !strings.Contains(s, "[always]") {
-		t.Logf("huge pages are %q here: eligibility not checked", strings.TrimSpace(s))
-	} else if eligible, err := thpEligible(addr); err != nil {
-		t.Skipf("smaps: %v", err)
-	} else if !eligible {
-		t.Errorf("the mapping holding the slice at %#x is not eligible for huge pages (huge pages %q)", addr, strings.TrimSpace(s))
-	}
-	if small := Kept(hugeFrom - 1); len(small) != hugeFrom-1 {
-		t.Errorf("a slice of %d bytes has %d", hugeFrom-1, len(small))
+	for _, n := range []int{2*huge - 12345, 2*huge + 100, 3 * huge} {
+		b := Kept(n)
+		if len(b) != n || cap(b) != n {
+			t.Fatalf("len %d cap %d, want both %d", len(b), cap(b), n)
+		}
+		if !bytes.Equal(b, make([]byte, n)) {
+			t.Fatal("a new slice holds bytes other than zero")
+		}
+		addr := uintptr(unsafe.Pointer(&b[0]))
+		if addr%uintptr(huge) != 0 {
+			t.Errorf("a slice of %d bytes starts at %#x, not on a %d-byte huge page", n, addr, huge)
+		}
+		if eligible, err := thpEligible(addr); err != nil {
+			t.Skipf("smaps: %v", err)
+		} else if !eligible {
+			t.Errorf("the mapping holding the slice of %d bytes at %#x is not eligible for huge pages", n, addr)
+		}
 	}
 	// ReadFile reads into a slice from Kept.
 	path := filepath.Join(t.TempDir(), "module")
-	want := bytes.Repeat([]byte{7, 0, 1}, hugeFrom/3+2)
+	want := bytes.Repeat([]byte{7, 0, 1}, huge)
 	if err := os.WriteFile(path, want, 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -58,6 +58,33 @@ func TestKept(t *testing.T) {
 	}
 	if addr := uintptr(unsafe.Pointer(&got[0])); addr%uintptr(huge) != 0 {
 		t.Errorf("ReadFile of %d bytes read into %#x, not a huge page", len(got), addr)
+	}
+}
+
+// TestHugeSpan: what of a slice Kept puts in huge pages.
+func TestHugeSpan(t *testing.T) {
+	const huge = 2 << 20
+	for _, c := range []struct{ n, want int }{
+		{0, 0},
+		{1<<20 + 4096, 0},        // rounding up would double it
+		{huge - 1, huge},         // one byte short
+		{3_857_808, 2 * huge},    // hello: 8.7% more
+		{2*huge + 100, 2 * huge}, // rounding up would add half
+		{3 * huge, 3 * huge},
+	} {
+		if got := hugeSpan(c.n, huge); got != c.want {
+			t.Errorf("hugeSpan(%d) = %d, want %d", c.n, got, c.want)
+		}
+	}
+	for setting, want := range map[string]bool{
+		"always [madvise] never\n": true,
+		"[always] madvise never\n": true,
+		"always madvise [never]\n": false,
+		"":                         false,
+	} {
+		if got := thpOnRequest(setting); got != want {
+			t.Errorf("thpOnRequest(%q) = %v", setting, got)
+		}
 	}
 }
 

@@ -48,6 +48,9 @@ func TestRetire_inline(t *testing.T) {
 	if n := run(1, false); n != 1 {
 		t.Errorf("one CPU, busy with the run: %d stores deleted by their run, want 1", n)
 	}
+	if n := run(2, false); n != 0 {
+		t.Errorf("two CPUs, one run: %d stores deleted by their run, want 0 (the closer's)", n)
+	}
 	if n := run(4, false); n != 0 {
 		t.Errorf("four CPUs, one run: %d stores deleted by their run, want 0 (the closer's)", n)
 	}

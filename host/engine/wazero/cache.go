@@ -58,7 +58,8 @@ import (
 type diskCache struct {
 	entries *diskcache.Cache
 	// prepared holds the modules as prepared for wazero (prepared.go), in
-	// a directory of its own beside entries', under the same engine key.
+	// a directory of its own beside entries', under a key that names this
+	// build too (preparedKey); nil where the build cannot be named.
 	prepared *diskcache.Cache
 	// staging is the directory handed to wazero, removed by close; files
 	// is wazero's version-specific subdirectory of it, where its entries
@@ -104,8 +105,11 @@ func cacheUse() engine.CacheUse {
 	v := moduleVersion()
 	// Before its entries were checked (RATIONALE.md), blockhost gave the
 	// cache directory to wazero itself, which made wazero-VERSION-ARCH-OS.
-	return engine.CacheUse{Prefix: cacheDirPrefix, Dir: cacheDirName(v), Key: cacheKey(v), Version: v, Legacy: "wazero-v",
-		Also: []engine.CacheDir{{Prefix: preparedDirPrefix, Dir: preparedDirName(v), Key: cacheKey(v)}}}
+	use := engine.CacheUse{Prefix: cacheDirPrefix, Dir: cacheDirName(v), Key: cacheKey(v), Version: v, Legacy: "wazero-v"}
+	if key, ok := preparedKey(v); ok {
+		use.Also = []engine.CacheDir{{Prefix: preparedDirPrefix, Dir: preparedDirName(v), Key: key}}
+	}
+	return use
 }
 
 // openDiskCache prepares the cache under root. It returns nil, having
@@ -121,8 +125,10 @@ func openDiskCache(logger hclog.Logger, root, version string) *diskCache {
 		entries.Disable(err)
 		return nil
 	}
-	d := &diskCache{entries: entries, staging: staging,
-		prepared: diskcache.Open(logger, filepath.Join(root, preparedDirName(version)), cacheKey(version))}
+	d := &diskCache{entries: entries, staging: staging}
+	if key, ok := preparedKey(version); ok {
+		d.prepared = diskcache.Open(logger, filepath.Join(root, preparedDirName(version)), key)
+	}
 	// Held for the engine's life, so that blockhost cache prune leaves
 	// the directory alone, however long it has not changed.
 	d.hold, err = diskcache.HoldDir(staging)

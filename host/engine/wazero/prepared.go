@@ -4,9 +4,12 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"debug/elf"
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"os"
+	"sync"
 	"sync/atomic"
 
 	"github.com/blockhost/blockhost/host/engine/internal/datamerge"
@@ -24,16 +27,66 @@ import (
 // module again (RATIONALE.md, "Why does the wazero engine keep the
 // rewritten module on disk?").
 //
-// The entry is the cache's own (checked, bound to the engine key, which
-// names the rewrite's version), stored under a digest derived from the
-// module's (preparedSum), so that it is pruned and aged like the compiled
-// code. Its payload is preparedMagic, a flag byte (1: the start function
-// was exported), the image's length as 8 bytes little-endian, the image
-// and the prepared module.
+// The entry is the cache's own (checked, and bound to a key naming the
+// engine, the rewrite's version and this very build, preparedKey), stored
+// under a digest derived from the module's (preparedSum), so that it is
+// pruned and aged like the compiled code. Its payload is preparedMagic, a
+// flag byte (1: the start function was exported), the image's length as 8
+// bytes little-endian, the image and the prepared module.
+//
+// The build is part of the key because the prepared module is what keeps
+// a guest interruptible and what precheck and the rewrite refuse is never
+// looked at again: wazero's compiled code is found by the prepared bytes'
+// own hash, so a rewrite changed without a new rewriteVersion never
+// reused old code, but it would reuse an old prepared module. With the Go
+// build ID, which changes with any code linked into the program, every
+// build prepares each module once for itself.
 type prepared struct {
 	src, img []byte
 	start    bool
 }
+
+// preparedKey is the engine key of prepared entries: the compiled code's
+// (cacheKey) and this build's Go build ID. ok is false where the build ID
+// cannot be read; there is then no cache of prepared modules.
+func preparedKey(version string) (string, bool) {
+	id := buildID()
+	if id == "" {
+		return "", false
+	}
+	return cacheKey(version) + "; build " + id, true
+}
+
+// buildID is the Go build ID of the running executable, from its ELF note
+// (go tool buildid prints the same), or "" where it cannot be read.
+var buildID = sync.OnceValue(func() string {
+	path, err := os.Executable()
+	if err != nil {
+		return ""
+	}
+	f, err := elf.Open(path)
+	if err != nil {
+		return ""
+	}
+	defer f.Close()
+	sec := f.Section(".note.go.buildid")
+	if sec == nil {
+		return ""
+	}
+	note, err := sec.Data()
+	if err != nil || len(note) < 16 {
+		return ""
+	}
+	// An ELF note: name size, description size, type, then the name
+	// ("Go\x00", padded to 4 bytes) and the description, the ID.
+	nameSize := f.ByteOrder.Uint32(note[0:4])
+	descSize := f.ByteOrder.Uint32(note[4:8])
+	start := 12 + (uint64(nameSize)+3)/4*4
+	if nameSize != 4 || string(note[12:15]) != "Go\x00"[:3] || start+uint64(descSize) > uint64(len(note)) || descSize == 0 {
+		return ""
+	}
+	return string(note[start : start+uint64(descSize)])
+})
 
 // preparedMagic begins every prepared entry's payload, naming what it is.
 const preparedMagic = "blockhost prepared module\n"

@@ -5,12 +5,14 @@ import (
 	"crypto/sha256"
 	"errors"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/blockhost/blockhost/host/engine"
+	"github.com/blockhost/blockhost/host/engine/internal/diskcache"
 	"github.com/blockhost/blockhost/internal/testwasm"
 )
 
@@ -173,5 +175,37 @@ func TestPrepared_decode(t *testing.T) {
 		if _, err := decodePrepared(b); err == nil {
 			t.Errorf("%s: decoded", name)
 		}
+	}
+}
+
+// TestPrepared_otherBuild: the key of prepared entries names this build
+// (its Go build ID, as go tool buildid reads it), so an entry another
+// build wrote, here a module with no interruption checks under this
+// engine's version and rewrite, is never read.
+func TestPrepared_otherBuild(t *testing.T) {
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command("go", "tool", "buildid", exe).Output()
+	if err != nil {
+		t.Fatalf("go tool buildid: %v", err)
+	}
+	if got, want := buildID(), strings.TrimSpace(string(out)); got == "" || got != want {
+		t.Fatalf("build ID %q, go tool buildid says %q", got, want)
+	}
+	dir := t.TempDir()
+	wasm := testwasm.WAT(t, filepath.Join("testdata", "prepared.wat"))
+	e, _ := newCachedEngine(t, dir)
+	key, ok := preparedKey(e.version)
+	if !ok || !strings.HasSuffix(key, "; build "+buildID()) || !strings.HasPrefix(key, cacheKey(e.version)+";") {
+		t.Fatalf("prepared key %q (%v): want the compiled code's key and this build's ID", key, ok)
+	}
+	other := diskcache.Open(nil, filepath.Join(dir, preparedDirName(e.version)), cacheKey(e.version)+"; build another")
+	other.Store(preparedSum(sha256.Sum256(wasm)), encodePrepared(prepared{src: wasm}))
+	hits := preparedHits.Load()
+	preparedRuns(t, e, wasm)
+	if n := preparedHits.Load() - hits; n != 0 {
+		t.Fatalf("an entry of another build was read (%d)", n)
 	}
 }

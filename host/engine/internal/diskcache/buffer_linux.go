@@ -28,6 +28,10 @@ func Buffer(n int) ([]byte, func()) {
 	if n <= 0 {
 		return nil, func() {}
 	}
+	if n < bufferHugeFrom {
+		// A few pages: not worth a huge page set up and cleared.
+		return make([]byte, n), func() {}
+	}
 	huge := hugePageSize()
 	size := (n + huge - 1) / huge * huge
 	// One huge page more, to align the start on one.
@@ -46,6 +50,11 @@ func Buffer(n int) ([]byte, func()) {
 	_ = syscall.Madvise(b, madvPopulateWrite)
 	return b[:n], func() { syscall.Munmap(raw) }
 }
+
+// bufferHugeFrom is the smallest buffer asked for in huge pages: below it,
+// mapping and clearing a whole huge page (about 180 us on the VM of
+// docs/benchmarks.md) costs more than the faults it saves.
+const bufferHugeFrom = 1 << 20
 
 // madvPopulateWrite (Linux 5.14) sets the pages up, writable, at once.
 const madvPopulateWrite = 23
