@@ -32,7 +32,8 @@ func TestRetire_inline(t *testing.T) {
 	loop := compile(t, e, filepath.Join(testwasm.ModuleRoot(t), "host", "testdata", "loop.wat"))
 	run := func(procs int, interrupt bool) int64 {
 		t.Helper()
-		defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(procs))
+		runtime.GOMAXPROCS(procs)
+		defer runtime.SetDefaultGOMAXPROCS() // and its updates, which setting it turned off
 		before := e.deletedInline.Load()
 		if interrupt {
 			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)

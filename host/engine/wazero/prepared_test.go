@@ -120,22 +120,32 @@ func preparedRepaired(t *testing.T, dir string, wasm []byte) {
 	}
 }
 
-// TestPrepared_doesNotCompile: a prepared module whose checks pass but that
-// wazero cannot compile is the cache's fault: it is refused with one
-// warning, the module is prepared again and compiles, and the entry is
-// replaced.
-func TestPrepared_doesNotCompile(t *testing.T) {
-	dir := t.TempDir()
-	wasm := testwasm.WAT(t, filepath.Join("testdata", "prepared.wat"))
-	first, _ := newCachedEngine(t, dir)
-	preparedRuns(t, first, wasm)
-	first.disk.prepared.Store(preparedSum(sha256.Sum256(wasm)), encodePrepared(prepared{src: []byte("\x00asm\x01\x00\x00\x00\x0a")}))
-	e, logs := newCachedEngine(t, dir)
-	preparedRuns(t, e, wasm)
-	if n := strings.Count(logs.String(), "\n"); n != 1 || !strings.Contains(logs.String(), "wazero could not compile it") {
-		t.Errorf("want one warning that wazero could not compile the prepared module:\n%s", logs)
+// TestPrepared_unusable: a prepared entry whose checks pass but that is
+// not a prepared module, or that wazero cannot compile, is the cache's
+// fault: it is refused with one warning, the module is prepared again and
+// compiles, and the entry is replaced.
+func TestPrepared_unusable(t *testing.T) {
+	for _, c := range []struct {
+		name, warning string
+		payload       []byte
+	}{
+		{"not a prepared module", "not a prepared module", []byte("something else")},
+		{"does not compile", "wazero could not compile it", encodePrepared(prepared{src: []byte("\x00asm\x01\x00\x00\x00\x0a")})},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			dir := t.TempDir()
+			wasm := testwasm.WAT(t, filepath.Join("testdata", "prepared.wat"))
+			first, _ := newCachedEngine(t, dir)
+			preparedRuns(t, first, wasm)
+			first.disk.prepared.Store(preparedSum(sha256.Sum256(wasm)), c.payload)
+			e, logs := newCachedEngine(t, dir)
+			preparedRuns(t, e, wasm)
+			if n := strings.Count(logs.String(), "\n"); n != 1 || !strings.Contains(logs.String(), c.warning) {
+				t.Errorf("want one warning saying %q:\n%s", c.warning, logs)
+			}
+			preparedRepaired(t, dir, wasm)
+		})
 	}
-	preparedRepaired(t, dir, wasm)
 }
 
 // TestPrepared_refusedModule: a module wazero refuses leaves no prepared
