@@ -93,7 +93,7 @@ func payload(argv0 string, module []byte) []byte {
 // Load returns the module rewritten from the module whose SHA-256 is sum,
 // initialised as argv0, if the cache holds one.
 func (c *Cache) Load(sum diskcache.Sum, argv0 string) ([]byte, bool) {
-	module, _, ok := c.load(sum, argv0, nil)
+	module, _, ok := c.load(sum, argv0, false)
 	return module, ok
 }
 
@@ -105,36 +105,35 @@ func (c *Cache) Load(sum diskcache.Sum, argv0 string) ([]byte, bool) {
 // block's 4.4 MB entry took 16–21 ms into the Go heap and about 5 ms so
 // (RATIONALE.md, "Why are modules read into huge pages?").
 func (c *Cache) LoadBorrowed(sum diskcache.Sum, argv0 string) (module []byte, release func(), ok bool) {
-	release = func() {}
-	module, _, ok = c.load(sum, argv0, func(n int) []byte {
-		var b []byte
-		b, release = diskcache.Buffer(n)
-		return b
-	})
-	if !ok {
-		release()
-		return nil, func() {}, false
-	}
-	return module, release, true
+	return c.load(sum, argv0, true)
 }
 
-func (c *Cache) load(sum diskcache.Sum, argv0 string, alloc func(n int) []byte) ([]byte, *diskcache.Cache, bool) {
+// load reads the entry into the Go heap, or into a buffer of its own
+// that release frees.
+func (c *Cache) load(sum diskcache.Sum, argv0 string, buffered bool) (module []byte, release func(), ok bool) {
 	if c == nil {
-		return nil, nil, false
+		return nil, func() {}, false
 	}
 	d := c.entries(argv0)
-	p, ok := d.Load(sum, alloc)
+	var p []byte
+	if buffered {
+		p, release, ok = d.LoadBuffer(sum)
+	} else {
+		p, ok = d.Load(sum, nil)
+		release = func() {}
+	}
 	if !ok {
-		return nil, nil, false
+		return nil, release, false
 	}
 	// The key names argv0 already; the payload's own line is a second
 	// check, and lets a person tell the entries apart.
 	line, module, ok := bytes.Cut(p, []byte("\n"))
 	if name, err := strconv.Unquote(string(line)); !ok || err != nil || name != argv0 {
+		release()
 		d.Reject(sum, errors.New("payload is for another initialisation"))
-		return nil, nil, false
+		return nil, func() {}, false
 	}
-	return module, d, true
+	return module, release, true
 }
 
 // Reject refuses the entry Load returned for sum and argv0 because the

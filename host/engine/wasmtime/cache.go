@@ -96,14 +96,8 @@ func splitPayload(p []byte) (code, image []byte, ok bool) {
 func (c *diskCache) load(eng *wasmtime.Engine, sum diskcache.Sum) (mod *wasmtime.Module, image []byte, release func()) {
 	// wasmtime reads the payload in C: it is read into memory of its own,
 	// released once wasmtime has copied it.
-	release = func() {}
-	buf, ok := c.Load(sum, func(n int) []byte {
-		var b []byte
-		b, release = diskcache.Buffer(n)
-		return b
-	})
+	buf, release, ok := c.LoadBuffer(sum)
 	if !ok {
-		release()
 		return nil, nil, func() {}
 	}
 	code, image, ok := splitPayload(buf)

@@ -82,7 +82,7 @@ var buildID = sync.OnceValue(func() string {
 	nameSize := f.ByteOrder.Uint32(note[0:4])
 	descSize := f.ByteOrder.Uint32(note[4:8])
 	start := 12 + (uint64(nameSize)+3)/4*4
-	if nameSize != 4 || string(note[12:15]) != "Go\x00"[:3] || start+uint64(descSize) > uint64(len(note)) || descSize == 0 {
+	if nameSize != 4 || string(note[12:16]) != "Go\x00\x00" || descSize == 0 || start+uint64(descSize) > uint64(len(note)) {
 		return ""
 	}
 	return string(note[start : start+uint64(descSize)])
@@ -139,18 +139,13 @@ var preparedHits atomic.Int64
 // it came from the cache; one that did not is stored once it compiles
 // (storePrepared), so that a module wazero refuses leaves no entry.
 func (e *Engine) prepare(ctx context.Context, wasm []byte, sum diskcache.Sum) (p prepared, release func(), cached bool, err error) {
-	release = func() {}
 	if d := e.disk; d != nil && d.prepared.On() {
 		// Read into memory of its own, freed once compiled: wazero keeps
 		// nothing of the bytes it compiles (it decodes them into copies).
 		// The image, which the module keeps, is copied out.
-		buf, ok := d.prepared.Load(preparedSum(sum), func(n int) []byte {
-			var b []byte
-			b, release = diskcache.Buffer(n)
-			return b
-		})
-		if ok {
-			if p, err = decodePrepared(buf); err == nil {
+		if buf, release, ok := d.prepared.LoadBuffer(preparedSum(sum)); ok {
+			p, err := decodePrepared(buf)
+			if err == nil {
 				if p.img != nil {
 					img := populate.Kept(len(p.img))
 					copy(img, p.img)
@@ -159,15 +154,12 @@ func (e *Engine) prepare(ctx context.Context, wasm []byte, sum diskcache.Sum) (p
 				preparedHits.Add(1)
 				return p, release, true, nil
 			}
+			release()
 			d.prepared.Reject(preparedSum(sum), err)
 		}
-		release()
-		release = func() {}
 	}
-	if p, err = e.prepareFresh(ctx, wasm); err != nil {
-		return prepared{}, release, false, err
-	}
-	return p, release, false, nil
+	p, err = e.prepareFresh(ctx, wasm)
+	return p, func() {}, false, err
 }
 
 // storePrepared keeps p, prepared from the module whose SHA-256 is sum and

@@ -167,6 +167,23 @@ func (c *Cache) Load(sum Sum, alloc func(n int) []byte) (payload []byte, ok bool
 	return payload, true
 }
 
+// LoadBuffer is Load into memory of its own (Buffer), for a payload that
+// is dropped once used: release frees it, and nothing may use the payload
+// afterwards. On a miss release does nothing.
+func (c *Cache) LoadBuffer(sum Sum) (payload []byte, release func(), ok bool) {
+	release = func() {}
+	payload, ok = c.Load(sum, func(n int) []byte {
+		var b []byte
+		b, release = Buffer(n)
+		return b
+	})
+	if !ok {
+		release()
+		return nil, func() {}, false
+	}
+	return payload, release, true
+}
+
 // An Entry is a checked entry, held open: Check read it through a small
 // buffer instead of into memory, for an engine that reads the payload
 // from a file itself.
