@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -299,17 +300,74 @@ void bh_image_close(bh_image *img) {
 	bh_image_unref(img);
 }
 
-// bh_each_written calls fn(ctx, i) for each of the pages pages from base
-// that may differ from what the range was made with: present or swapped,
-// and not the file's own page (a page still mapped from the image file was
-// never written; a page never touched, or dropped, reads as the file or as
-// zeros). It reads the page map an entry per page, and returns false when
-// it cannot, or when fn does.
-static bool bh_each_written(uint8_t *base, size_t pages, bool (*fn)(void *ctx, size_t page), void *ctx) {
-	pthread_once(&bh_pagemap_once, bh_open_pagemap);
-	if (bh_pagemap < 0) {
-		return false;
+// The page map's scan request (Linux 6.7, PAGEMAP_SCAN in linux/fs.h,
+// declared here for older headers): the kernel walks the page table and
+// returns runs of pages by category, rather than an entry a page that
+// the caller then reads through.
+struct bh_page_region {
+	uint64_t start, end, categories;
+};
+struct bh_pm_scan_arg {
+	uint64_t size, flags, start, end, walk_end, vec, vec_len, max_pages;
+	uint64_t category_inverted, category_mask, category_anyof_mask, return_mask;
+};
+#define BH_PAGEMAP_SCAN _IOWR('f', 16, struct bh_pm_scan_arg)
+#define BH_PAGE_IS_FILE (1 << 2)
+#define BH_PAGE_IS_PRESENT (1 << 3)
+#define BH_PAGE_IS_SWAPPED (1 << 4)
+
+// bh_scan is whether the page map takes scan requests: 0 not known yet,
+// 1 yes, -1 no (an older kernel; bh_scan_off for tests).
+static int bh_scan;
+
+void bh_scan_off(bool off) { __atomic_store_n(&bh_scan, off ? -1 : 0, __ATOMIC_RELAXED); }
+
+// bh_each_scanned is bh_each_written by scan requests: the pages present
+// and not the file's own, or swapped. It returns 1 when every page was
+// passed to fn, 0 when fn or the scan failed, -1 when the kernel takes no
+// scan requests (nothing was passed to fn then).
+static int bh_each_scanned(uint8_t *base, size_t pages, bool (*fn)(void *ctx, size_t page), void *ctx) {
+	struct bh_page_region regions[32];
+	uint64_t start = (uintptr_t)base, end = (uintptr_t)base + pages * HOST_PAGE;
+	while (start < end) {
+		struct bh_pm_scan_arg arg = {
+			.size = sizeof arg,
+			.start = start,
+			.end = end,
+			.vec = (uintptr_t)regions,
+			.vec_len = sizeof regions / sizeof regions[0],
+			.category_inverted = BH_PAGE_IS_FILE,
+			.category_mask = BH_PAGE_IS_FILE,
+			.category_anyof_mask = BH_PAGE_IS_PRESENT | BH_PAGE_IS_SWAPPED,
+			.return_mask = BH_PAGE_IS_PRESENT | BH_PAGE_IS_SWAPPED,
+		};
+		long n = ioctl(bh_pagemap, BH_PAGEMAP_SCAN, &arg);
+		if (n < 0) {
+			return (errno == ENOTTY || errno == EINVAL) && start == (uintptr_t)base ? -1 : 0;
+		}
+		for (long k = 0; k < n; k++) {
+			if (regions[k].start < start || regions[k].end > end || regions[k].start > regions[k].end) {
+				return 0;
+			}
+			for (uint64_t a = regions[k].start; a < regions[k].end; a += HOST_PAGE) {
+				if (!fn(ctx, (a - (uintptr_t)base) / HOST_PAGE)) {
+					return 0;
+				}
+			}
+		}
+		// The walk stops early when the regions run out: it goes on from
+		// where it stopped, which is past every page reported.
+		if (arg.walk_end <= start || arg.walk_end > end) {
+			return 0;
+		}
+		start = arg.walk_end;
 	}
+	return 1;
+}
+
+// bh_each_read is bh_each_written by reading the page map, an entry a
+// page.
+static bool bh_each_read(uint8_t *base, size_t pages, bool (*fn)(void *ctx, size_t page), void *ctx) {
 	uint64_t buf[512];
 	for (size_t first = 0; first < pages; first += 512) {
 		size_t n = pages - first < 512 ? pages - first : 512;
@@ -328,6 +386,60 @@ static bool bh_each_written(uint8_t *base, size_t pages, bool (*fn)(void *ctx, s
 		}
 	}
 	return true;
+}
+
+// bh_each_written calls fn(ctx, i) for each of the pages pages from base
+// that may differ from what the range was made with: present or swapped,
+// and not the file's own page (a page still mapped from the image file was
+// never written; a page never touched, or dropped, reads as the file or as
+// zeros). It asks the kernel to scan the page table where it can
+// (bh_each_scanned: about a quarter less time for a Go block's memory
+// than reading the page map through), and otherwise reads the page map an
+// entry per page. It returns false when it cannot, or when fn does.
+static bool bh_each_written(uint8_t *base, size_t pages, bool (*fn)(void *ctx, size_t page), void *ctx) {
+	pthread_once(&bh_pagemap_once, bh_open_pagemap);
+	if (bh_pagemap < 0) {
+		return false;
+	}
+	if (__atomic_load_n(&bh_scan, __ATOMIC_RELAXED) >= 0) {
+		int done = bh_each_scanned(base, pages, fn, ctx);
+		if (done >= 0) {
+			__atomic_store_n(&bh_scan, 1, __ATOMIC_RELAXED);
+			return done == 1;
+		}
+		__atomic_store_n(&bh_scan, -1, __ATOMIC_RELAXED);
+	}
+	return bh_each_read(base, pages, fn, ctx);
+}
+
+// bh_written_pages writes to out the indexes of the pages bh_each_written
+// finds from base, by scan requests (scan) or by reading the page map, up
+// to max of them, and returns how many it found; -1 when it cannot, -2
+// when scan requests are asked for and the kernel takes none. For tests.
+typedef struct {
+	size_t *out, max, n;
+} bh_found;
+
+static bool bh_note_found(void *ctx, size_t page) {
+	bh_found *f = ctx;
+	if (f->n < f->max) {
+		f->out[f->n] = page;
+	}
+	f->n++;
+	return true;
+}
+
+long bh_written_pages(uint8_t *base, size_t pages, bool scan, size_t *out, size_t max) {
+	pthread_once(&bh_pagemap_once, bh_open_pagemap);
+	if (bh_pagemap < 0) {
+		return -1;
+	}
+	bh_found f = {.out = out, .max = max};
+	if (scan) {
+		int done = bh_each_scanned(base, pages, bh_note_found, &f);
+		return done == 1 ? (long)f.n : done == 0 ? -1 : -2;
+	}
+	return bh_each_read(base, pages, bh_note_found, &f) ? (long)f.n : -1;
 }
 
 // bh_learn adds to img->written the image pages its scout's run has

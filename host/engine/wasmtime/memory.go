@@ -8,6 +8,7 @@ import "C"
 
 import (
 	"errors"
+	"fmt"
 	"runtime"
 	"unsafe"
 
@@ -31,8 +32,9 @@ import (
 //     copy-on-write at its start, and only its current size accessible;
 //   - when the store is deleted, the pages no longer the image file's own
 //     (those this run or an earlier one in the range wrote) are found
-//     through /proc/self/pagemap, by the kernel's page size, and restored
-//     from the image (or cleared), everything past the memory's initial
+//     through /proc/self/pagemap, by the kernel's page size (a scan
+//     request where the kernel takes one, Linux 6.7 and later; the page
+//     map read an entry a page otherwise), and restored from the image (or cleared), everything past the memory's initial
 //     size is made inaccessible again, and the range is kept for the
 //     module's next instance: at most maxKeptRanges free ranges per module
 //     and 256 in the process, the others unmapped, as is a range holding
@@ -123,6 +125,35 @@ func pageSizeC() int { return int(C.bh_page_size()) }
 // tuneMemoryC sets how many free ranges a module keeps and from how many
 // memories alive its next range is a burst's, for tests.
 func tuneMemoryC(kept, burst int) { C.bh_memory_tune(C.size_t(kept), C.size_t(burst)) }
+
+// scanOffC makes resets read the page map an entry a page (off) rather
+// than ask the kernel to scan it, or go back to the scan; for tests.
+func scanOffC(off bool) { C.bh_scan_off(C.bool(off)) }
+
+// writtenPagesC returns the indexes of the pages of mem a reset would
+// restore, found by scan requests (scan) or by reading the page map;
+// ok is false when the kernel takes no scan requests. For tests.
+func writtenPagesC(mem []byte, scan bool) (pages []int, ok bool, err error) {
+	n := len(mem) / pageSizeC()
+	out := make([]C.size_t, n)
+	var outp *C.size_t
+	if n > 0 {
+		outp = &out[0]
+	}
+	got := C.bh_written_pages((*C.uint8_t)(unsafe.Pointer(&mem[0])), C.size_t(n), C.bool(scan), outp, C.size_t(n))
+	switch {
+	case got == -2:
+		return nil, false, nil
+	case got < 0:
+		return nil, true, errors.New("the page map could not be read")
+	case int(got) > n:
+		return nil, true, fmt.Errorf("%d pages found written in a memory of %d", got, n)
+	}
+	for _, p := range out[:got] {
+		pages = append(pages, int(p))
+	}
+	return pages, true, nil
+}
 
 // mallocMappedC is how many bytes the C heap holds in chunks mapped on
 // their own, or -1 where the C library does not say; for tests.

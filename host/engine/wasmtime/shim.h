@@ -94,6 +94,12 @@ void bh_image_enter(bh_image *img);
 bool bh_image_leave(void);
 // bh_page_size is the kernel's page size, the unit of the page map.
 size_t bh_page_size(void);
+// bh_scan_off makes the engine read the page map an entry a page rather
+// than ask the kernel to scan it (off), or try the scan again; for tests.
+void bh_scan_off(bool off);
+// bh_written_pages lists the pages a reset would restore (memory.c); for
+// tests.
+long bh_written_pages(uint8_t *base, size_t pages, bool scan, size_t *out, size_t max);
 // bh_memory_tune sets how many free ranges an image keeps, and from how
 // many memories alive a new range is a burst's (bh_prefault).
 void bh_memory_tune(size_t max_kept, size_t burst_at);
