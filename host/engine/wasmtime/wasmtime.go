@@ -131,8 +131,11 @@ type Engine struct {
 	// while it is above zero, and wake tells it a first run began.
 	active atomic.Int64
 	// deletedInline counts the stores runs deleted themselves, every CPU
-	// being busy (retire.go), for this package's tests.
+	// being busy or the closer behind (retire.go), for this package's
+	// tests; closerGate, when set, is a channel the closer receives from
+	// before each deletion, for them too.
 	deletedInline atomic.Int64
+	closerGate    atomic.Pointer[chan struct{}]
 	wake          chan struct{}
 	done          chan struct{}
 	ticker        sync.WaitGroup
