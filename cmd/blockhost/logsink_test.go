@@ -123,6 +123,33 @@ func TestLogSink_writeDoesNotWait(t *testing.T) {
 	}
 }
 
+// TestLogSink_gathers: lines that come within the gather time of the
+// first are written in one call, not one call a line.
+func TestLogSink_gathers(t *testing.T) {
+	w := &gateWriter{}
+	s := newLogSink(w)
+	s.gather = 300 * time.Millisecond // long next to the lines' spacing
+	defer s.Close()
+	const lines = 5
+	for i := range lines {
+		fmt.Fprintf(s, "line %d\n", i)
+		time.Sleep(time.Millisecond) // time for a sink that does not gather to write each
+	}
+	deadline := time.Now().Add(time.Minute) // a hang-catcher
+	for strings.Count(w.String(), "\n") < lines {
+		if time.Now().After(deadline) {
+			t.Fatalf("written %q, want %d lines", w.String(), lines)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	w.mu.Lock()
+	calls := w.calls
+	w.mu.Unlock()
+	if calls != 1 {
+		t.Errorf("%d lines in %d writes, want one", lines, calls)
+	}
+}
+
 // TestLogSink_bounded: a sink whose writer is stuck holds at most about
 // maxPending bytes; the write that reaches it waits for the writer.
 func TestLogSink_bounded(t *testing.T) {
