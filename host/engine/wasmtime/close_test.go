@@ -95,8 +95,8 @@ func TestRetire_closerBehind(t *testing.T) {
 }
 
 // TestDeleteInline: the rule retire follows. A run deletes its own store
-// when every CPU runs a step or when a store already waits for the
-// closer; an interrupted run never does (its result must not wait).
+// when the steps running and the stores waiting for the closer fill the
+// CPUs; an interrupted run never does (its result must not wait).
 func TestDeleteInline(t *testing.T) {
 	for _, c := range []struct {
 		interrupted bool
@@ -109,9 +109,12 @@ func TestDeleteInline(t *testing.T) {
 		{false, 1, 2, 0, true},  // both CPUs run a step
 		{false, 0, 2, 0, false}, // a CPU for the closer, which has nothing to do
 		{false, 0, 2, 1, true},  // a CPU for the closer, which is behind
-		{false, 0, 4, 3, true},
+		{false, 0, 4, 3, true},  // the stores waiting fill the CPUs left
+		{false, 0, 4, 2, false}, // a CPU still spare for the closer
+		{false, 2, 4, 1, true},
 		{false, 2, 4, 0, false},
-		{true, 1, 2, 0, false}, // interrupted: the closer's, however busy
+		{false, 1, 16, 1, false}, // behind, but with CPUs to spare
+		{true, 1, 2, 0, false},   // interrupted: the closer's, however busy
 		{true, 0, 2, 5, false},
 	} {
 		if got := deleteInline(c.interrupted, c.others, c.procs, c.waiting); got != c.want {

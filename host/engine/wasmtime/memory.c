@@ -317,17 +317,22 @@ struct bh_pm_scan_arg {
 #define BH_PAGE_IS_SWAPPED (1 << 4)
 
 // bh_scan is whether the page map takes scan requests: 0 not known yet,
-// 1 yes, -1 no (an older kernel; bh_scan_off for tests).
+// 1 yes, -1 no (an older kernel, or a first request refused for any other
+// reason). bh_scan_forced_off, which only bh_scan_off writes, makes resets
+// read the page map whatever bh_scan says, for tests.
 static int bh_scan;
+static bool bh_scan_forced_off;
 
-void bh_scan_off(bool off) { __atomic_store_n(&bh_scan, off ? -1 : 0, __ATOMIC_RELAXED); }
+void bh_scan_off(bool off) { __atomic_store_n(&bh_scan_forced_off, off, __ATOMIC_RELAXED); }
 
 // bh_each_scanned is bh_each_written by scan requests: the pages present
 // and not the file's own, or swapped. It returns 1 when every page was
-// passed to fn, 0 when fn or the scan failed, -1 when the kernel takes no
-// scan requests (nothing was passed to fn then).
+// passed to fn, 0 when fn or a later request failed, -1 when the first
+// request failed (nothing was passed to fn then): a kernel without scan
+// requests (ENOTTY, EINVAL), or one that refuses them for another reason
+// (a seccomp filter's EPERM), is read an entry a page instead.
 static int bh_each_scanned(uint8_t *base, size_t pages, bool (*fn)(void *ctx, size_t page), void *ctx) {
-	struct bh_page_region regions[32];
+	struct bh_page_region regions[128];
 	uint64_t start = (uintptr_t)base, end = (uintptr_t)base + pages * HOST_PAGE;
 	while (start < end) {
 		struct bh_pm_scan_arg arg = {
@@ -343,7 +348,7 @@ static int bh_each_scanned(uint8_t *base, size_t pages, bool (*fn)(void *ctx, si
 		};
 		long n = ioctl(bh_pagemap, BH_PAGEMAP_SCAN, &arg);
 		if (n < 0) {
-			return (errno == ENOTTY || errno == EINVAL) && start == (uintptr_t)base ? -1 : 0;
+			return start == (uintptr_t)base ? -1 : 0;
 		}
 		for (long k = 0; k < n; k++) {
 			if (regions[k].start < start || regions[k].end > end || regions[k].start > regions[k].end) {
@@ -401,7 +406,7 @@ static bool bh_each_written(uint8_t *base, size_t pages, bool (*fn)(void *ctx, s
 	if (bh_pagemap < 0) {
 		return false;
 	}
-	if (__atomic_load_n(&bh_scan, __ATOMIC_RELAXED) >= 0) {
+	if (__atomic_load_n(&bh_scan, __ATOMIC_RELAXED) >= 0 && !__atomic_load_n(&bh_scan_forced_off, __ATOMIC_RELAXED)) {
 		int done = bh_each_scanned(base, pages, fn, ctx);
 		if (done >= 0) {
 			__atomic_store_n(&bh_scan, 1, __ATOMIC_RELAXED);

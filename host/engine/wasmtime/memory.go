@@ -34,8 +34,9 @@ import (
 //     (those this run or an earlier one in the range wrote) are found
 //     through /proc/self/pagemap, by the kernel's page size (a scan
 //     request where the kernel takes one, Linux 6.7 and later; the page
-//     map read an entry a page otherwise), and restored from the image (or cleared), everything past the memory's initial
-//     size is made inaccessible again, and the range is kept for the
+//     map read an entry a page otherwise), and restored from the image
+//     (or cleared), everything past the memory's initial size is made
+//     inaccessible again, and the range is kept for the
 //     module's next instance: at most maxKeptRanges free ranges per module
 //     and 256 in the process, the others unmapped, as is a range holding
 //     more than 16 MiB to restore;
@@ -61,11 +62,13 @@ const memoryCreator = true
 // how many of its memories alive at once make its next range a burst's
 // (prefaulted, never kept): enough for the steps running on the cores,
 // and for the memories of runs that have returned and whose stores wait
-// for the closer (retireQueue, and the one it is deleting). Without the
-// latter, a batch at concurrency 2, whose stores wait that long, made a
-// fresh range every 48 steps (42 in 2,000) and paid its faults: a
-// snapshot hello step took 0.33-0.37 ms against 0.22-0.23 ms (wasmtime,
-// loaded machine).
+// for the closer (retireQueue, and the one it is deleting). Since runs
+// that end by themselves hand their store to the closer only when it
+// keeps up (retire.go), the stores that wait are mostly interrupted
+// runs', which end in waves; before that rule, a batch at concurrency 2
+// kept the queue full, and without the margin made a fresh range every 48
+// steps (42 in 2,000) and paid its faults: a snapshot hello step took
+// 0.33-0.37 ms against 0.22-0.23 ms (wasmtime, loaded machine).
 var maxKeptRanges = max(8, 4*runtime.GOMAXPROCS(0)) + retireQueue + 1
 
 func useMemoryCreator(c *wasmtime.Config) {
@@ -135,12 +138,11 @@ func scanOffC(off bool) { C.bh_scan_off(C.bool(off)) }
 // ok is false when the kernel takes no scan requests. For tests.
 func writtenPagesC(mem []byte, scan bool) (pages []int, ok bool, err error) {
 	n := len(mem) / pageSizeC()
-	out := make([]C.size_t, n)
-	var outp *C.size_t
-	if n > 0 {
-		outp = &out[0]
+	if n == 0 {
+		return nil, true, nil
 	}
-	got := C.bh_written_pages((*C.uint8_t)(unsafe.Pointer(&mem[0])), C.size_t(n), C.bool(scan), outp, C.size_t(n))
+	out := make([]C.size_t, n)
+	got := C.bh_written_pages((*C.uint8_t)(unsafe.Pointer(&mem[0])), C.size_t(n), C.bool(scan), &out[0], C.size_t(n))
 	switch {
 	case got == -2:
 		return nil, false, nil

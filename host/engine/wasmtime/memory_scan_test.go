@@ -14,7 +14,7 @@ import (
 // no longer the image file's own (written, hence copied) or never backed
 // by the file (zero-filled memory past it that was touched), whether the
 // kernel scans the page table or the page map is read an entry a page;
-// pages only read, and pages never touched, are left alone.
+// file pages only read, and pages never touched, are left alone.
 func TestMemory_writtenPages(t *testing.T) {
 	page := pageSizeC()
 	const filePages, anonPages = 320, 40 // more runs of written pages than a scan request returns at once
@@ -68,7 +68,7 @@ var readSink byte
 
 // TestModule_Run_noResidue_pageMapRead is TestModule_Run_noResidue with
 // resets reading the page map an entry a page, as they do where the
-// kernel scans none.
+// kernel scans none (scanOffC forces it; nothing else turns it back).
 func TestModule_Run_noResidue_pageMapRead(t *testing.T) {
 	scanOffC(true)
 	defer scanOffC(false)

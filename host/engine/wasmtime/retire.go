@@ -27,12 +27,13 @@ import (
 // another thread cost a batch of 8,000 hello steps at concurrency 2 about
 // 9% more CPU (page faults and thread switches), and the batch of 2,000
 // 11% more wall time (0.486 s against 0.430 s, medians of 20, paired).
-// It does so too when a store already waits for the closer: the CPU left
-// for the closer is not keeping up, and every store waiting holds a
-// memory, so a batch at concurrency 2 kept 11 memories alive at once (the
-// 8 waiting, the one being deleted and the 2 running) where 3 or 4 do,
-// each further one a fresh range whose first run pays its page faults
-// (memory.go).
+// It does so too when the stores already waiting for the closer, with the
+// runs in flight, would fill the CPUs: the closer is not keeping up, and
+// every store waiting holds a memory, so a batch at concurrency 2 kept 11
+// memories alive at once (the 8 waiting, the one being deleted and the 2
+// running) where 3 or 4 do, each further one a fresh range whose first
+// run pays its page faults (memory.go). With CPUs to spare for them, the
+// stores still wait for the closer.
 
 // retired is a store whose run has returned.
 type retired struct {
@@ -79,10 +80,10 @@ func (e *Engine) retire(r retired, interrupted bool) {
 
 // deleteInline is whether a run deletes its own store rather than hand it
 // to the closer (above): not when it was interrupted; when the runs in
-// flight besides it (others) fill the procs CPUs with it, or when stores
-// already wait for the closer.
+// flight besides it (others), it, and the stores waiting for the closer
+// fill the procs CPUs.
 func deleteInline(interrupted bool, others int64, procs, waiting int) bool {
-	return !interrupted && (others+1 >= int64(procs) || waiting > 0)
+	return !interrupted && others+1+int64(waiting) >= int64(procs)
 }
 
 func (e *Engine) delete(r retired) {
