@@ -123,24 +123,31 @@ func TestLogSink_writeDoesNotWait(t *testing.T) {
 	}
 }
 
-// TestLogSink_gathers: lines that come within the gather time of the
-// first are written in one call, not one call a line.
+// TestLogSink_gathers: the sink's goroutine writes nothing before the
+// gather time has passed since a line woke it, so lines that come within
+// it go out in one write. (With a gather time longer than the test, Close
+// writes them.)
 func TestLogSink_gathers(t *testing.T) {
 	w := &gateWriter{}
-	s := newLogSink(w)
-	s.gather = 300 * time.Millisecond // long next to the lines' spacing
-	defer s.Close()
+	s := gatheringSink(w, time.Hour)
 	const lines = 5
-	for i := range lines {
-		fmt.Fprintf(s, "line %d\n", i)
-		time.Sleep(time.Millisecond) // time for a sink that does not gather to write each
+	fmt.Fprintf(s, "line 0\n")
+	// A sink that wrote lines as they came would have written the first
+	// by now; a wait that ends too early only lets this test miss that.
+	time.Sleep(100 * time.Millisecond)
+	if got := w.String(); got != "" {
+		t.Fatalf("written %q before the gather time passed", got)
 	}
-	deadline := time.Now().Add(time.Minute) // a hang-catcher
-	for strings.Count(w.String(), "\n") < lines {
-		if time.Now().After(deadline) {
-			t.Fatalf("written %q, want %d lines", w.String(), lines)
-		}
-		time.Sleep(10 * time.Millisecond)
+	for i := 1; i < lines; i++ {
+		fmt.Fprintf(s, "line %d\n", i)
+	}
+	s.Close()
+	want := ""
+	for i := range lines {
+		want += fmt.Sprintf("line %d\n", i)
+	}
+	if got := w.String(); got != want {
+		t.Errorf("written %q, want %q", got, want)
 	}
 	w.mu.Lock()
 	calls := w.calls
