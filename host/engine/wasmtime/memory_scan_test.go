@@ -17,7 +17,7 @@ import (
 // file pages only read, and pages never touched, are left alone.
 func TestMemory_writtenPages(t *testing.T) {
 	page := pageSizeC()
-	const filePages, anonPages = 320, 40 // more runs of written pages than a scan request returns at once
+	const filePages, anonPages = 1400, 40 // more runs of written pages (about 200) than a scan request returns at once (128)
 	fd, err := unix.MemfdCreate("blockhost-test-image", unix.MFD_CLOEXEC)
 	if err != nil {
 		t.Fatal(err)
