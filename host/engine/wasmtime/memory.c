@@ -186,6 +186,12 @@ static int bh_pagemap = -1;
 static pthread_once_t bh_pagemap_once = PTHREAD_ONCE_INIT;
 static void bh_open_pagemap(void) { bh_pagemap = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC); }
 
+// bh_pagemap_ready opens the page map on first use; false when it cannot.
+static bool bh_pagemap_ready(void) {
+	pthread_once(&bh_pagemap_once, bh_open_pagemap);
+	return bh_pagemap >= 0;
+}
+
 static pthread_once_t bh_page_once = PTHREAD_ONCE_INIT;
 static void bh_init_page(void) { bh_page = (size_t)sysconf(_SC_PAGESIZE); }
 
@@ -316,11 +322,11 @@ struct bh_pm_scan_arg {
 #define BH_PAGE_IS_PRESENT (1 << 3)
 #define BH_PAGE_IS_SWAPPED (1 << 4)
 
-// bh_scan is whether the page map takes scan requests: 0 not known yet,
-// 1 yes, -1 no (an older kernel, or a first request refused for any other
-// reason). bh_scan_forced_off, which only bh_scan_off writes, makes resets
-// read the page map whatever bh_scan says, for tests.
-static int bh_scan;
+// bh_scan_refused is set once a first scan request is refused (an older
+// kernel, or any other reason): resets read the page map from then on.
+// bh_scan_forced_off, which only bh_scan_off writes, makes them read it
+// too, for tests.
+static bool bh_scan_refused;
 static bool bh_scan_forced_off;
 
 void bh_scan_off(bool off) { __atomic_store_n(&bh_scan_forced_off, off, __ATOMIC_RELAXED); }
@@ -402,17 +408,15 @@ static bool bh_each_read(uint8_t *base, size_t pages, bool (*fn)(void *ctx, size
 // than reading the page map through), and otherwise reads the page map an
 // entry per page. It returns false when it cannot, or when fn does.
 static bool bh_each_written(uint8_t *base, size_t pages, bool (*fn)(void *ctx, size_t page), void *ctx) {
-	pthread_once(&bh_pagemap_once, bh_open_pagemap);
-	if (bh_pagemap < 0) {
+	if (!bh_pagemap_ready()) {
 		return false;
 	}
-	if (__atomic_load_n(&bh_scan, __ATOMIC_RELAXED) >= 0 && !__atomic_load_n(&bh_scan_forced_off, __ATOMIC_RELAXED)) {
+	if (!__atomic_load_n(&bh_scan_refused, __ATOMIC_RELAXED) && !__atomic_load_n(&bh_scan_forced_off, __ATOMIC_RELAXED)) {
 		int done = bh_each_scanned(base, pages, fn, ctx);
 		if (done >= 0) {
-			__atomic_store_n(&bh_scan, 1, __ATOMIC_RELAXED);
 			return done == 1;
 		}
-		__atomic_store_n(&bh_scan, -1, __ATOMIC_RELAXED);
+		__atomic_store_n(&bh_scan_refused, true, __ATOMIC_RELAXED);
 	}
 	return bh_each_read(base, pages, fn, ctx);
 }
@@ -435,8 +439,7 @@ static bool bh_note_found(void *ctx, size_t page) {
 }
 
 long bh_written_pages(uint8_t *base, size_t pages, bool scan, size_t *out, size_t max) {
-	pthread_once(&bh_pagemap_once, bh_open_pagemap);
-	if (bh_pagemap < 0) {
+	if (!bh_pagemap_ready()) {
 		return -1;
 	}
 	bh_found f = {.out = out, .max = max};
